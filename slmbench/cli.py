@@ -1,0 +1,149 @@
+"""The ``slmbench`` command line: a thin Typer layer over library functions.
+
+Nothing heavy is imported at module level: ``slmbench --help`` must stay instant. Every
+command turns :class:`~slmbench.errors.InputError` into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from slmbench.errors import InputError, SlmbenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode=None,
+                  help="Which model gives the most correct answers per dollar on your task?")
+
+DEFAULT_MODELS = ["llamacpp:smollm2", "baseline:tfidf-logreg"]
+
+
+@app.command()
+def run(
+    tasks: Annotated[list[Path] | None, typer.Argument(
+        help="Task YAML files (default: the bundled example suite in tasks/).")] = None,
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", "-m", help="Model id, repeatable: llamacpp:<file.gguf|smollm2>, "
+        "baseline:tfidf-logreg, or a litellm id (openai/gpt-5.4-nano). Settings go after '?', "
+        "e.g. 'openai/x?api_base=http://127.0.0.1:8080/v1'.")] = None,
+    results_dir: Annotated[Path, typer.Option(help="Folder holding run folders.")] = Path(
+        "results"),
+    run_id: Annotated[str | None, typer.Option(
+        help="Run folder name; re-using one resumes it.")] = None,
+    resume: Annotated[Path | None, typer.Option(
+        help="Resume this run folder: only items without a row are sent to models.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N items per task.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Parallel requests for API models.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed for bootstrap CIs and model sampling.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Run tasks × models, store rows/summary/manifest, print the leaderboard."""
+    from slmbench.paths import bundled_tasks
+    from slmbench.reports.leaderboard import render_terminal
+    from slmbench.runner.progress import SilentProgress
+    from slmbench.runner.run import RunOptions, run_benchmark
+
+    task_paths = list(tasks or bundled_tasks())
+    if resume is not None:
+        if run_id is not None and run_id != resume.name:
+            raise InputError("give --resume or --run-id, not both", field="--run-id",
+                             value=run_id)
+        if not (resume / "manifest.json").exists():
+            raise InputError("not a run folder (no manifest.json)", field="--resume",
+                             value=str(resume))
+        results_dir, run_id = resume.parent, resume.name
+    if limit is not None and limit < 1:
+        raise InputError("must be at least 1", field="--limit", value=limit)
+    progress = SilentProgress()
+    if not quiet:
+        from slmbench.ui import RichProgress
+
+        progress = RichProgress()
+    try:
+        result = run_benchmark(
+            task_paths, list(model or DEFAULT_MODELS), results_dir=results_dir, run_id=run_id,
+            options=RunOptions(seed=seed, concurrency=concurrency, limit=limit),
+            progress=progress)
+    finally:
+        if hasattr(progress, "close"):
+            progress.close()
+    render_terminal(result.summary)
+    typer.echo(f"results: {result.run.path}")
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders.")],
+    fmt: Annotated[str, typer.Option("--format", help="md | json | table")] = "table",
+    out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+) -> None:
+    """Leaderboard of stored runs (no model is called)."""
+    import json
+
+    from slmbench.reports.leaderboard import render_markdown, render_terminal
+    from slmbench.store import open_run
+    from slmbench.store.summary import build_summary
+
+    if fmt not in ("md", "json", "table"):
+        raise InputError("must be md, json or table", field="--format", value=fmt)
+    for path in runs:
+        summary = build_summary(open_run(path))
+        if fmt == "table" and out is None:
+            render_terminal(summary)
+            continue
+        text = render_markdown(summary) if fmt in ("md", "table") else json.dumps(
+            summary, indent=2)
+        if out:
+            out.write_text(text, encoding="utf-8")
+        else:
+            typer.echo(text)
+
+
+@app.command("validate")
+def validate(tasks: Annotated[list[Path], typer.Argument(help="Task YAML files.")]) -> None:
+    """Check task files and their datasets without calling any model."""
+    from slmbench.runner.run import load_tasks
+
+    for task in load_tasks(tasks):
+        typer.echo(f"ok  {task.spec.path}: {task.spec.kind}, {len(task.items)} items, "
+                   f"{len(task.train)} train")
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of the task YAML format."""
+    from importlib import resources
+
+    typer.echo(resources.files("slmbench.tasks").joinpath("task.schema.json").read_text())
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except InputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except SlmbenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: rows written so far are kept; re-run with --resume", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors etc.
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            typer.echo("aborted", err=True)
+            sys.exit(130)
+        if isinstance(exc, click.ClickException):
+            typer.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Errors a user can act on.
+
+Every problem caused by the user's input (task YAML, dataset, model id, pricing sheet, CLI
+option) is raised as :class:`InputError`, which the CLI prints as exactly one line and turns into
+exit code 2.
+Keeping the location (file, field, value) as structured attributes lets tests assert on them and
+keeps the message format in one place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class SlmbenchError(Exception):
+    """Base class for every error slmbench raises on purpose."""
+
+
+class InputError(SlmbenchError):
+    """Bad user input: printed as one line naming file, field and value; exit code 2."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        field: str | None = None,
+        value: Any = ...,
+    ) -> None:
+        self.file = str(file) if file is not None else None
+        self.field = field
+        self.value = value
+        self.reason = message
+        parts = []
+        if self.file:
+            parts.append(self.file)
+        if field:
+            parts.append(f"field '{field}'")
+        if value is not ...:
+            parts.append(f"value {_short(value)}")
+        where = ": ".join([", ".join(parts)]) if parts else ""
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class ModelCallError(SlmbenchError):
+    """A model call failed; ``retryable`` tells the runner whether trying again can help."""
+
+    def __init__(self, reason: str, *, retryable: bool = False, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.retry_after = retry_after

@@ -1,0 +1,74 @@
+"""The one interface every backend implements, built-ins and plugins alike.
+
+A backend gets a :class:`Request` (chat messages plus the raw item text and, for closed answer
+sets, the allowed choices) and returns a :class:`Completion` carrying what the rest of the
+pipeline needs: the text, token usage and where it came from, latency, and a confidence where
+the backend can honestly give one (never a made-up value).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from slmbench.tasks.loading import LoadedTask
+
+# How a model is paid for: per token from a price sheet, or per hour of the hardware it runs on.
+PRICING_TOKENS = "tokens"
+PRICING_HOURLY = "hourly"
+
+
+@dataclass(frozen=True)
+class Request:
+    messages: list[dict[str, str]]
+    text: str
+    choices: tuple[str, ...] | None = None
+    json_schema: dict[str, Any] | None = None
+    max_tokens: int = 64
+
+
+@dataclass
+class Completion:
+    text: str
+    latency_s: float
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    token_source: str = "none"  # provider | gguf | tiktoken | none
+    cached_tokens_in: int | None = None
+    confidence: float | None = None
+    confidence_source: str | None = None  # label-logprob | token-logprob | classifier-proba
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Model(ABC):
+    """A model under test. ``name`` identifies it in results; ``settings`` pins how it ran."""
+
+    #: how the model is priced (see PRICING_*)
+    pricing: str = PRICING_TOKENS
+    #: True when calls may run in parallel threads (network APIs); False for in-process models
+    thread_safe: bool = False
+
+    def __init__(self, name: str, settings: dict[str, Any]) -> None:
+        self.name = name
+        self.settings = dict(settings)
+
+    def supports(self, kind: str) -> bool:
+        """Whether this model can do a task kind at all (a classifier cannot extract JSON)."""
+        return True
+
+    def prepare(self, task: LoadedTask) -> None:  # noqa: B027 - optional hook
+        """Called once per task before any item: load weights, train a baseline, warm up."""
+
+    @abstractmethod
+    def complete(self, request: Request) -> Completion:
+        """Answer one item. Raise :class:`~slmbench.errors.ModelCallError` on failure."""
+
+    def describe(self) -> dict[str, Any]:
+        """What goes in the manifest: enough to reproduce the run, never a secret."""
+        return {"name": self.name, "backend": type(self).__module__.rsplit(".", 1)[-1],
+                "settings": self.settings}
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release weights, sessions, threads."""

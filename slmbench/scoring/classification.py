@@ -1,0 +1,60 @@
+"""Classification and routing metrics with scikit-learn.
+
+Invalid answers and failed calls stay in the denominator (they are wrong answers a user would
+have received), but they are not classes: F1 is averaged over the task's label set only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from slmbench.scoring.bootstrap import bootstrap_ci
+
+
+def classification_metrics(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str],
+                           *, seed: int = 0) -> dict[str, Any]:
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+    )
+
+    labels = list(labels)
+    n = len(gold)
+    if n == 0:
+        return {"n": 0, "accuracy": None, "accuracy_ci": None, "macro_f1": None,
+                "weighted_f1": None, "per_class": {}, "confusion": {"labels": labels,
+                                                                     "matrix": []}}
+    correct = [g == p for g, p in zip(gold, pred, strict=True)]
+    present = [lab for lab in labels if lab in set(gold) or lab in set(pred)]
+    p, r, f, s = precision_recall_fscore_support(gold, pred, labels=labels, average=None,
+                                                 zero_division=0)
+    per_class = {
+        lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+              "support": int(s[i])}
+        for i, lab in enumerate(labels)
+    }
+    return {
+        "n": n,
+        "accuracy": float(accuracy_score(gold, pred)),
+        "accuracy_ci": bootstrap_ci(correct, seed=seed),
+        # macro over the labels that occur in gold or predictions: a label absent from both
+        # carries no evidence and would drag the mean to 0 on small samples.
+        "macro_f1": float(f1_score(gold, pred, labels=present, average="macro",
+                                   zero_division=0)),
+        "weighted_f1": float(f1_score(gold, pred, labels=labels, average="weighted",
+                                      zero_division=0)),
+        "per_class": per_class,
+        "confusion": {"labels": labels,
+                      "matrix": confusion_matrix(gold, pred, labels=labels).tolist()},
+    }
+
+
+def most_confused(confusion: dict[str, Any], top: int = 5) -> list[tuple[str, str, int]]:
+    """(gold, predicted, count) for the largest off-diagonal cells."""
+    labels, matrix = confusion["labels"], confusion["matrix"]
+    cells = [(labels[i], labels[j], c) for i, row in enumerate(matrix)
+             for j, c in enumerate(row) if i != j and c > 0]
+    return sorted(cells, key=lambda t: (-t[2], t[0], t[1]))[:top]

@@ -1,0 +1,83 @@
+"""Crash-safe file primitives: append-and-flush rows, atomic JSON, a reader that survives a torn
+last line (what SIGKILL mid-write leaves behind)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write to a temp file in the same folder, fsync, rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class JsonlAppender:
+    """One writer per file; each row is one ``write`` + ``flush`` so a kill loses at most it."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._repair_torn_tail(path)
+        self._fh = path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _repair_torn_tail(path: Path) -> None:
+        """Terminate a torn last line so the next row starts on a line of its own."""
+        if path.exists() and path.stat().st_size:
+            with path.open("rb+") as fh:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    fh.write(b"\n")
+
+    def append(self, row: dict[str, Any]) -> None:
+        line = json.dumps(row, ensure_ascii=False, default=str) + "\n"
+        with self._lock:
+            self._fh.write(line)
+            self._fh.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._fh.closed:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self._fh.close()
+
+
+class ReadReport:
+    def __init__(self) -> None:
+        self.skipped_lines: list[int] = []
+
+
+def iter_jsonl(path: Path, report: ReadReport | None = None) -> Iterator[dict[str, Any]]:
+    """Stream rows; lines that are not JSON objects (a torn write) are skipped and reported."""
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                row = None
+            if not isinstance(row, dict):
+                if report is not None:
+                    report.skipped_lines.append(lineno)
+                continue
+            yield row

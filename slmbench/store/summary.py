@@ -1,0 +1,87 @@
+"""Summary per task × model, computed from stored rows and the manifest only.
+
+Because nothing here calls a model, ``report`` and ``reprice`` can rebuild every figure of a
+finished run, and a summary can be checked against its rows at any time.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from slmbench.scoring import task_metrics
+from slmbench.store.manifest import now_iso
+from slmbench.store.run_dir import RunDir
+from slmbench.tasks.spec import FieldSpec
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    import numpy as np
+
+    return float(np.quantile(np.asarray(values, dtype=float), q))
+
+
+def group_rows(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["task"], row["model"])].append(row)
+    for group in groups.values():
+        group.sort(key=lambda r: str(r["item_id"]))
+    return groups
+
+
+def pair_metrics(task_info: dict[str, Any], rows: list[dict[str, Any]], seed: int
+                 ) -> dict[str, Any]:
+    kind = task_info["kind"]
+    if kind == "classification":
+        kwargs: dict[str, Any] = {"labels": task_info.get("labels", [])}
+    elif kind == "routing":
+        kwargs = {"labels": [r["name"] for r in task_info.get("routes", [])],
+                  "fallback": task_info.get("fallback")}
+    else:
+        kwargs = {"fields": [FieldSpec(name=f["name"], type=f.get("type", "string"))
+                             for f in task_info.get("fields", [])]}
+    return task_metrics(kind, rows, seed=seed, **kwargs)
+
+
+def build_summary(run: RunDir, *, pricing_dirs: list[Path] | None = None,
+                  price_date: str | None = None) -> dict[str, Any]:
+    manifest = run.read_manifest()
+    seed = int(manifest.get("seed", 0))
+    rows = run.rows()
+    timings: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for t in manifest.get("timings", []):
+        timings[(t["task"], t["model"])].append(t)
+    results = []
+    for (task, model), group in sorted(group_rows(rows).items()):
+        info = manifest["tasks"].get(task)
+        if info is None:
+            continue
+        metrics = pair_metrics(info, group, seed)
+        latencies = [r["latency_s"] for r in group if r.get("latency_s") is not None]
+        wall = sum(t["wall_s"] for t in timings[(task, model)])
+        timed_items = sum(t["items"] for t in timings[(task, model)])
+        entry = {
+            "task": task, "model": model, "kind": info["kind"], "n_items": len(group),
+            "n_expected": info.get("n_items"),
+            **metrics,
+            "latency_p50_s": _quantile(latencies, 0.5),
+            "latency_p95_s": _quantile(latencies, 0.95),
+            "latency_sum_s": sum(latencies),
+            "items_per_s": timed_items / wall if wall > 0 else None,
+            "wall_s": wall,
+            "tokens_in": sum(r.get("tokens_in") or 0 for r in group),
+            "tokens_out": sum(r.get("tokens_out") or 0 for r in group),
+            "token_sources": sorted({r.get("token_source") for r in group
+                                     if r.get("token_source")}),
+        }
+        results.append(entry)
+    return {
+        "run_id": run.run_id,
+        "generated_at": now_iso(),
+        "results": results,
+        "skipped_lines": list(run.read_report.skipped_lines),
+    }

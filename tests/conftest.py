@@ -1,0 +1,68 @@
+"""Shared fixtures: small task files written per test, the CLI entry point, the bundled model."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+BUNDLED_TASKS = REPO / "tasks"
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def write_task(folder: Path, spec: dict, name: str = "task.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def cls_task(tmp_path: Path) -> Path:
+    """A tiny 3-label classification task with a train split."""
+    texts = {
+        "greeting": ["hello there", "hi friend", "good morning", "hey how are you"],
+        "farewell": ["goodbye now", "see you later", "bye bye", "farewell my friend"],
+        "thanks": ["thank you so much", "many thanks", "thanks a lot", "cheers thanks"],
+    }
+    train, test = [], []
+    for label, items in texts.items():
+        for i, t in enumerate(items):
+            (test if i == 0 else train).append({"id": f"{label}-{i}", "text": t, "label": label})
+    write_jsonl(tmp_path / "train.jsonl", train)
+    write_jsonl(tmp_path / "test.jsonl", test)
+    return write_task(tmp_path, {
+        "name": "tiny-cls", "kind": "classification",
+        "dataset": {"files": {"test": "test.jsonl", "train": "train.jsonl"},
+                    "train_split": "train"},
+        "labels": ["greeting", "farewell", "thanks"],
+    })
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    """Run ``slmbench`` in process through its real entry point; returns (code, out, err)."""
+    from slmbench.cli import main
+
+    old = sys.argv
+    sys.argv = ["slmbench", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = old
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -1,0 +1,117 @@
+"""End to end on the real bundled SmolLM2 GGUF through llama-cpp-python (CPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import BUNDLED_TASKS
+
+from slmbench.runner.run import RunOptions, run_benchmark
+from slmbench.store import open_run
+
+
+def _macro_f1_by_hand(gold: list[str], pred: list[str]) -> float:
+    labels = sorted(set(gold) | {p for p in pred if p in set(gold) | set(pred)})
+    f1s = []
+    for lab in labels:
+        tp = sum(g == p == lab for g, p in zip(gold, pred))
+        fp = sum(p == lab and g != lab for g, p in zip(gold, pred))
+        fn = sum(g == lab and p != lab for g, p in zip(gold, pred))
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        f1s.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
+    return sum(f1s) / len(f1s)
+
+
+@pytest.fixture(scope="module")
+def cls_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("results")
+    result = run_benchmark([BUNDLED_TASKS / "banking77_mini.yaml"],
+                           ["llamacpp:smollm2", "baseline:tfidf-logreg"],
+                           results_dir=out, run_id="r1", options=RunOptions(limit=12))
+    return result.run.path
+
+
+def test_rows_are_complete_and_consistent(cls_run):
+    run = open_run(cls_run)
+    rows = [r for r in run.rows() if r["model"] == "llamacpp:smollm2"]
+    labels = set(run.read_manifest()["tasks"]["banking77-mini"]["labels"])
+    assert len(rows) == 12 and len({r["item_id"] for r in rows}) == 12
+    for r in rows:
+        assert r["error"] is None
+        assert r["answer"] in labels  # constrained decoding can only produce a label
+        assert r["invalid"] is False
+        assert r["correct"] == (r["answer"] == r["gold"])
+        assert r["token_source"] == "gguf" and r["tokens_in"] > 50 and r["tokens_out"] >= 1
+        assert 0.0 < r["confidence"] <= 1.0 and r["confidence_source"] == "label-logprob"
+        assert r["latency_s"] > 0
+
+
+def test_fixed_prefix_is_not_re_evaluated(cls_run):
+    rows = [json.loads(line) for line in (cls_run / "items.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if r["model"] == "llamacpp:smollm2"]
+    first, rest = rows[0], rows[1:]
+    assert first["extra"]["prompt_tokens_evaluated"] == first["tokens_in"]
+    # later items evaluate only their own tail: the instruction (label list) is cached
+    assert all(r["extra"]["prompt_tokens_evaluated"] < r["tokens_in"] / 2 for r in rest)
+
+
+def test_summary_matches_independent_computation(cls_run):
+    run = open_run(cls_run)
+    summary = json.loads((cls_run / "summary.json").read_text())
+    for entry in summary["results"]:
+        rows = [r for r in run.rows() if r["model"] == entry["model"]]
+        gold = [r["gold"] for r in rows]
+        pred = [r["answer"] for r in rows]
+        assert entry["n_items"] == 12
+        assert entry["accuracy"] == pytest.approx(sum(g == p for g, p in zip(gold, pred)) / 12)
+        assert entry["macro_f1"] == pytest.approx(_macro_f1_by_hand(gold, pred))
+        lo, hi = entry["accuracy_ci"]
+        assert lo <= entry["accuracy"] <= hi
+        assert entry["tokens_in"] == sum(r["tokens_in"] or 0 for r in rows)
+
+
+def test_baseline_beats_the_pipe_cleaner(cls_run):
+    summary = json.loads((cls_run / "summary.json").read_text())
+    acc = {e["model"]: e["accuracy"] for e in summary["results"]}
+    assert acc["baseline:tfidf-logreg"] >= 0.9
+    assert acc["baseline:tfidf-logreg"] > acc["llamacpp:smollm2"]
+
+
+def test_greedy_runs_are_reproducible(cls_run, tmp_path):
+    again = run_benchmark([BUNDLED_TASKS / "banking77_mini.yaml"], ["llamacpp:smollm2"],
+                          results_dir=tmp_path, run_id="r2", options=RunOptions(limit=6))
+    first = {r["item_id"]: (r["answer"], r["confidence"]) for r in open_run(cls_run).rows()
+             if r["model"] == "llamacpp:smollm2"}
+    for r in again.run.rows():
+        assert (r["answer"], pytest.approx(r["confidence"], rel=1e-4)) == first[r["item_id"]]
+
+
+def test_free_decoding_and_json_grammar(tmp_path):
+    result = run_benchmark(
+        [BUNDLED_TASKS / "support_routing.yaml", BUNDLED_TASKS / "order_extraction.yaml"],
+        ["llamacpp:smollm2?decoding=free"], results_dir=tmp_path, run_id="free",
+        options=RunOptions(limit=4))
+    rows = result.run.rows()
+    routing = [r for r in rows if r["task"] == "support-routing"]
+    assert len(routing) == 4
+    for r in routing:
+        assert r["confidence"] is None  # free generation gives no label probability
+        assert r["routed"] == (r["answer"] if r["answer"] is not None else "human_agent")
+        assert r["invalid"] == (r["answer"] is None)
+    extraction = [r for r in rows if r["task"] == "order-extraction"]
+    assert len(extraction) == 4
+    by_task = {e["task"]: e for e in result.summary["results"]}
+    assert by_task["order-extraction"]["n_items"] == 4
+    assert "fallback_rate" in by_task["support-routing"]
+
+
+def test_json_grammar_gives_valid_json(tmp_path):
+    result = run_benchmark([BUNDLED_TASKS / "order_extraction.yaml"], ["llamacpp:smollm2"],
+                           results_dir=tmp_path, run_id="ex", options=RunOptions(limit=3))
+    entry = result.summary["results"][0]
+    assert entry["json_valid_rate"] == 1.0
+    for r in result.run.rows():
+        assert set(r["answer"]) == {"order_id", "product", "quantity", "city", "delivery_date"}
