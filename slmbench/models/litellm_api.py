@@ -71,7 +71,9 @@ class LiteLLMModel(Model):
         if s["seed"] is not None:
             kwargs["seed"] = s["seed"]
         if s["logprobs"]:
+            # some OpenAI-compatible servers (llama.cpp's) only return logprobs with top_logprobs
             kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = 1
         start = time.perf_counter()
         try:
             resp = litellm.completion(**kwargs)
@@ -92,10 +94,10 @@ def _call_error(exc: Exception) -> ModelCallError:
         retry_after = float(raw) if raw is not None else None
     except (TypeError, ValueError):
         retry_after = None
-    retryable = (status in _RETRYABLE_STATUS) or name in (
+    retryable = (status in _RETRYABLE_STATUS) or (name in (
         "Timeout", "APIConnectionError", "RateLimitError", "ServiceUnavailableError",
         "InternalServerError", "APIError",
-    ) and status not in (400, 401, 403, 404, 422)
+    ) and status not in (400, 401, 403, 404, 422))
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else name
     reason = f"{name}{f' {status}' if status else ''}: {redact(message)[:300]}"
     return ModelCallError(reason, retryable=retryable, retry_after=retry_after)

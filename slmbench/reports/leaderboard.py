@@ -40,7 +40,9 @@ def render_terminal(summary: dict[str, Any], console: Any = None) -> None:
     console = console or Console()
     table = Table(title=f"slmbench · run {summary['run_id']}", show_lines=False)
     for title, _ in COLUMNS:
-        table.add_column(title, justify="left" if title in ("task", "model") else "right")
+        text_col = title in ("task", "model")
+        table.add_column(title, justify="left" if text_col else "right",
+                         overflow="fold", no_wrap=not text_col)
     for row in leaderboard_rows(summary):
         table.add_row(*(fmt(key, row.get(key)) for _, key in COLUMNS))
     console.print(table)
