@@ -16,9 +16,9 @@ def _macro_f1_by_hand(gold: list[str], pred: list[str]) -> float:
     labels = sorted(set(gold) | {p for p in pred if p in set(gold) | set(pred)})
     f1s = []
     for lab in labels:
-        tp = sum(g == p == lab for g, p in zip(gold, pred))
-        fp = sum(p == lab and g != lab for g, p in zip(gold, pred))
-        fn = sum(g == lab and p != lab for g, p in zip(gold, pred))
+        tp = sum(g == p == lab for g, p in zip(gold, pred, strict=True))
+        fp = sum(p == lab and g != lab for g, p in zip(gold, pred, strict=True))
+        fn = sum(g == lab and p != lab for g, p in zip(gold, pred, strict=True))
         prec = tp / (tp + fp) if tp + fp else 0.0
         rec = tp / (tp + fn) if tp + fn else 0.0
         f1s.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
@@ -66,7 +66,7 @@ def test_summary_matches_independent_computation(cls_run):
         gold = [r["gold"] for r in rows]
         pred = [r["answer"] for r in rows]
         assert entry["n_items"] == 12
-        assert entry["accuracy"] == pytest.approx(sum(g == p for g, p in zip(gold, pred)) / 12)
+        assert entry["accuracy"] == pytest.approx(sum(g == p for g, p in zip(gold, pred, strict=True)) / 12)
         assert entry["macro_f1"] == pytest.approx(_macro_f1_by_hand(gold, pred))
         lo, hi = entry["accuracy_ci"]
         assert lo <= entry["accuracy"] <= hi
