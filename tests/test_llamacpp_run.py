@@ -66,7 +66,8 @@ def test_summary_matches_independent_computation(cls_run):
         gold = [r["gold"] for r in rows]
         pred = [r["answer"] for r in rows]
         assert entry["n_items"] == 12
-        assert entry["accuracy"] == pytest.approx(sum(g == p for g, p in zip(gold, pred, strict=True)) / 12)
+        n_right = sum(g == p for g, p in zip(gold, pred, strict=True))
+        assert entry["accuracy"] == pytest.approx(n_right / 12)
         assert entry["macro_f1"] == pytest.approx(_macro_f1_by_hand(gold, pred))
         lo, hi = entry["accuracy_ci"]
         assert lo <= entry["accuracy"] <= hi
