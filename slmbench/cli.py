@@ -37,10 +37,22 @@ def run(
     limit: Annotated[int | None, typer.Option(help="Only the first N items per task.")] = None,
     concurrency: Annotated[int, typer.Option(help="Parallel requests for API models.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed for bootstrap CIs and model sampling.")] = 0,
+    pricing: Annotated[list[Path] | None, typer.Option(
+        "--pricing", help="Extra pricing sheet folder (negotiated prices); repeatable.")] = None,
+    price_date: Annotated[str | None, typer.Option(
+        help="Price on this date (YYYY-MM-DD) instead of the run date.")] = None,
+    hardware: Annotated[str | None, typer.Option(
+        help="Machine from the hardware sheet that prices local models, e.g. aws-g5.xlarge.")
+    ] = None,
+    hourly: Annotated[float | None, typer.Option(
+        help="USD per hour for local models (overrides --hardware).")] = None,
+    volume: Annotated[float | None, typer.Option(
+        help="Items per day, for projected $ per day and month.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Run tasks × models, store rows/summary/manifest, print the leaderboard."""
     from slmbench.paths import bundled_tasks
+    from slmbench.pricing.run_costs import PricingOptions
     from slmbench.reports.leaderboard import render_terminal
     from slmbench.runner.progress import SilentProgress
     from slmbench.runner.run import RunOptions, run_benchmark
@@ -64,7 +76,10 @@ def run(
     try:
         result = run_benchmark(
             task_paths, list(model or DEFAULT_MODELS), results_dir=results_dir, run_id=run_id,
-            options=RunOptions(seed=seed, concurrency=concurrency, limit=limit),
+            options=RunOptions(seed=seed, concurrency=concurrency, limit=limit,
+                               pricing=PricingOptions(
+                                   dirs=tuple(pricing or ()), price_date=price_date,
+                                   hardware=hardware, hourly_usd=hourly, volume_per_day=volume)),
             progress=progress)
     finally:
         if hasattr(progress, "close"):
@@ -99,6 +114,68 @@ def report(
             out.write_text(text, encoding="utf-8")
         else:
             typer.echo(text)
+
+
+@app.command()
+def reprice(
+    run_path: Annotated[Path, typer.Argument(metavar="RUN", help="Run folder.")],
+    price_date: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
+    pricing: Annotated[list[Path] | None, typer.Option("--pricing")] = None,
+    hardware: Annotated[str | None, typer.Option()] = None,
+    hourly: Annotated[float | None, typer.Option()] = None,
+    volume: Annotated[float | None, typer.Option()] = None,
+) -> None:
+    """Price a stored run again with other sheets or another date; no model is called."""
+    from slmbench.pricing.run_costs import PricingOptions
+    from slmbench.reports.leaderboard import render_terminal
+    from slmbench.reports.reprice import reprice_run
+
+    summary = reprice_run(run_path, PricingOptions(
+        dirs=tuple(pricing or ()), price_date=price_date, hardware=hardware, hourly_usd=hourly,
+        volume_per_day=volume))
+    render_terminal(summary)
+
+
+pricing_app = typer.Typer(help="Pricing sheets: list, show a model, check.")
+app.add_typer(pricing_app, name="pricing")
+
+
+def _pricing_dirs(extra: list[Path] | None) -> list[Path]:
+    from slmbench.pricing import default_pricing_dirs
+
+    return [*default_pricing_dirs(), *(extra or [])]
+
+
+@pricing_app.command("list")
+def pricing_list(pricing: Annotated[list[Path] | None, typer.Option("--pricing")] = None
+                 ) -> None:
+    """Every sheet: provider, effective date, retrieved date, rows, source."""
+    from rich.console import Console
+
+    from slmbench.pricing.commands import list_sheets
+
+    Console().print(list_sheets(_pricing_dirs(pricing)))
+
+
+@pricing_app.command("show")
+def pricing_show(model: str, pricing: Annotated[list[Path] | None, typer.Option(
+        "--pricing")] = None, on: Annotated[str | None, typer.Option(
+        help="YYYY-MM-DD")] = None) -> None:
+    """Every dated price of one model, and which one is in effect."""
+    from slmbench.pricing.commands import show_model
+
+    typer.echo(show_model(model, _pricing_dirs(pricing), on=on))
+
+
+@pricing_app.command("check")
+def pricing_check(pricing: Annotated[list[Path] | None, typer.Option("--pricing")] = None
+                  ) -> None:
+    """Validate every sheet; exit 1 on any error."""
+    from slmbench.pricing.commands import run_check
+
+    text, code = run_check(_pricing_dirs(pricing))
+    typer.echo(text)
+    raise typer.Exit(code)
 
 
 @app.command("validate")

@@ -68,7 +68,7 @@ class Model(ABC):
     def describe(self) -> dict[str, Any]:
         """What goes in the manifest: enough to reproduce the run, never a secret."""
         return {"name": self.name, "backend": type(self).__module__.rsplit(".", 1)[-1],
-                "settings": self.settings}
+                "pricing": self.pricing, "settings": self.settings}
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release weights, sessions, threads."""

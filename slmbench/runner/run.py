@@ -18,6 +18,7 @@ from typing import Any
 
 from slmbench.errors import InputError
 from slmbench.models import Model, resolve_model
+from slmbench.pricing.run_costs import PricingOptions, RunCoster
 from slmbench.runner.items import ItemScorer, run_item
 from slmbench.runner.progress import Progress, SilentProgress
 from slmbench.runner.retry import RetryPolicy
@@ -33,10 +34,7 @@ class RunOptions:
     concurrency: int = 8
     limit: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    pricing_dirs: list[Path] | None = None
-    price_date: str | None = None
-    hardware: str | None = None
-    hourly_usd: float | None = None
+    pricing: PricingOptions = field(default_factory=PricingOptions)
 
 
 @dataclass
@@ -102,6 +100,7 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
         raise InputError("must be at least 1", field="--concurrency", value=options.concurrency)
     tasks = load_tasks(task_paths, options.limit)
     models = [resolve_model(m) for m in model_ids]
+    RunCoster(options.pricing, None)  # bad sheets, dates or --hardware fail before any call
 
     run = RunDir(Path(results_dir) / (run_id or new_run_id()))
     manifest = _start_manifest(run, tasks, models, options)
@@ -144,9 +143,10 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
             model.close()
         manifest["finished_at"] = now_iso()
         run.write_manifest(manifest)
-    summary = build_summary(run, pricing_dirs=options.pricing_dirs,
-                            price_date=options.price_date)
+    summary = build_summary(run)
     run.write_summary(summary)
+    manifest["pricing"] = summary["pricing"]
+    run.write_manifest(manifest)
     return RunResult(run=run, summary=summary, calls=calls)
 
 
@@ -180,8 +180,12 @@ def _start_manifest(run: RunDir, tasks: list[LoadedTask], models: list[Model],
         "tasks": {t.spec.name: task_description(t) for t in tasks},
         "models": {m.name: m.describe() for m in models},
         "options": {"concurrency": options.concurrency, "limit": options.limit,
-                    "retry": vars(options.retry), "price_date": options.price_date,
-                    "hardware": options.hardware, "hourly_usd": options.hourly_usd},
+                    "retry": vars(options.retry),
+                    "pricing_dirs": [str(d) for d in options.pricing.dirs],
+                    "price_date": options.pricing.price_date,
+                    "hardware": options.pricing.hardware,
+                    "hourly_usd": options.pricing.hourly_usd,
+                    "volume_per_day": options.pricing.volume_per_day},
         "timings": [],
     }
     if not run.manifest_path.exists():
@@ -203,6 +207,7 @@ def _start_manifest(run: RunDir, tasks: list[LoadedTask], models: list[Model],
     merged["tasks"] = {**old.get("tasks", {}), **fresh["tasks"]}
     merged["models"] = {**old.get("models", {}), **fresh["models"]}
     merged["environment"] = fresh["environment"]
+    merged["options"] = fresh["options"]
     merged["finished_at"] = None
     merged.setdefault("timings", [])
     merged.setdefault("resumed_at", []).append(now_iso())

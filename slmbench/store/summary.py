@@ -10,6 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from slmbench.pricing.run_costs import PricingOptions, RunCoster
 from slmbench.scoring import task_metrics
 from slmbench.store.manifest import now_iso
 from slmbench.store.run_dir import RunDir
@@ -47,10 +48,19 @@ def pair_metrics(task_info: dict[str, Any], rows: list[dict[str, Any]], seed: in
     return task_metrics(kind, rows, seed=seed, **kwargs)
 
 
-def build_summary(run: RunDir, *, pricing_dirs: list[Path] | None = None,
-                  price_date: str | None = None) -> dict[str, Any]:
+def pricing_from_manifest(manifest: dict[str, Any]) -> PricingOptions:
+    """The pricing choices a run was made with, so a plain re-summary prices it the same way."""
+    opts = manifest.get("options", {})
+    return PricingOptions(dirs=tuple(Path(d) for d in opts.get("pricing_dirs") or ()),
+                          price_date=opts.get("price_date"), hardware=opts.get("hardware"),
+                          hourly_usd=opts.get("hourly_usd"),
+                          volume_per_day=opts.get("volume_per_day"))
+
+
+def build_summary(run: RunDir, pricing: PricingOptions | None = None) -> dict[str, Any]:
     manifest = run.read_manifest()
     seed = int(manifest.get("seed", 0))
+    coster = RunCoster(pricing or pricing_from_manifest(manifest), manifest.get("started_at"))
     rows = run.rows()
     timings: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for t in manifest.get("timings", []):
@@ -78,10 +88,14 @@ def build_summary(run: RunDir, *, pricing_dirs: list[Path] | None = None,
             "token_sources": sorted({r.get("token_source") for r in group
                                      if r.get("token_source")}),
         }
+        entry.update(coster.price(model, manifest.get("models", {}).get(model, {}), group,
+                                  timings[(task, model)]))
         results.append(entry)
     return {
         "run_id": run.run_id,
         "generated_at": now_iso(),
         "results": results,
+        "pricing": coster.provenance(),
+        "warnings": coster.warnings,
         "skipped_lines": list(run.read_report.skipped_lines),
     }

@@ -1,0 +1,27 @@
+"""Re-price a stored run: new sheets or another date, same rows, no model call."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from slmbench.pricing.run_costs import PricingOptions
+from slmbench.store import open_run
+from slmbench.store.manifest import now_iso
+from slmbench.store.summary import build_summary, pricing_from_manifest
+
+
+def reprice_run(path: str | Path, pricing: PricingOptions) -> dict[str, Any]:
+    """Rebuild the summary with ``pricing``, write it, and record the repricing in the manifest."""
+    run = open_run(path)
+    manifest = run.read_manifest()
+    # what the user did not set this time stays as the run was priced before
+    given = {k: v for k, v in asdict(pricing).items() if v not in (None, ())}
+    pricing = replace(pricing_from_manifest(manifest), **given)
+    summary = build_summary(run, pricing)
+    run.write_summary(summary)
+    manifest.setdefault("repriced", []).append({"at": now_iso(), **summary["pricing"]})
+    manifest["pricing"] = summary["pricing"]
+    run.write_manifest(manifest)
+    return summary
