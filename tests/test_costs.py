@@ -13,7 +13,6 @@ from fakeserver import FakeOpenAIServer, count_completion_tokens, count_prompt_t
 from slmbench.pricing.run_costs import PricingOptions
 from slmbench.reports.reprice import reprice_run
 from slmbench.runner.run import RunOptions, run_benchmark
-from slmbench.store import open_run
 from slmbench.tasks import build_messages, load_items, load_task
 
 
