@@ -49,6 +49,8 @@ class Model(ABC):
     pricing: str = PRICING_TOKENS
     #: True when calls may run in parallel threads (network APIs); False for in-process models
     thread_safe: bool = False
+    #: False when an answer depends on more than (settings, request), e.g. a trained baseline
+    cacheable: bool = True
 
     def __init__(self, name: str, settings: dict[str, Any]) -> None:
         self.name = name

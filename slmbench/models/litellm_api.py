@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from typing import Any
 
 from slmbench.errors import InputError, ModelCallError
@@ -42,6 +43,8 @@ def import_litellm() -> Any:
 
     litellm.suppress_debug_info = True
     litellm.telemetry = False
+    # a provider returning the wrong type makes pydantic warn on stderr; we report it per row
+    warnings.filterwarnings("ignore", message="Pydantic serializer warnings")
     return litellm
 
 
@@ -83,24 +86,42 @@ class LiteLLMModel(Model):
         return _to_completion(resp, latency, request)
 
 
+def _retry_after(exc: Exception) -> float | None:
+    """Seconds from a Retry-After header, wherever litellm kept the response headers."""
+    response = getattr(exc, "response", None)
+    for headers in (getattr(exc, "litellm_response_headers", None), getattr(exc, "headers", None),
+                    getattr(response, "headers", None)):
+        if not headers:
+            continue
+        try:
+            raw = headers.get("retry-after") or headers.get("Retry-After")
+        except AttributeError:
+            continue
+        if raw is None:
+            continue
+        try:
+            return max(0.0, float(raw))
+        except (TypeError, ValueError):
+            return None  # an HTTP date: fall back to our own back-off
+    return None
+
+
 def _call_error(exc: Exception) -> ModelCallError:
+    """Classify a litellm exception: transient (retry) or permanent (record and move on)."""
     status = getattr(exc, "status_code", None)
     name = type(exc).__name__
-    retry_after = None
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or {}
-    try:
-        raw = headers.get("retry-after") or headers.get("Retry-After")
-        retry_after = float(raw) if raw is not None else None
-    except (TypeError, ValueError):
-        retry_after = None
-    retryable = (status in _RETRYABLE_STATUS) or (name in (
+    permanent = status in (400, 401, 403, 404, 422) or name in (
+        "AuthenticationError", "BadRequestError", "NotFoundError", "PermissionDeniedError",
+        "ContextWindowExceededError", "ContentPolicyViolationError", "UnprocessableEntityError")
+    retryable = not permanent and (status in _RETRYABLE_STATUS or name in (
         "Timeout", "APIConnectionError", "RateLimitError", "ServiceUnavailableError",
-        "InternalServerError", "APIError",
-    ) and status not in (400, 401, 403, 404, 422))
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else name
-    reason = f"{name}{f' {status}' if status else ''}: {redact(message)[:300]}"
-    return ModelCallError(reason, retryable=retryable, retry_after=retry_after)
+        "InternalServerError", "APIError", "BadGatewayError"))
+    text = str(exc).strip()
+    message = text.splitlines()[0] if text else name
+    for noise in ("litellm.", f"{name}: ", "OpenAIException - "):
+        message = message.replace(noise, "")
+    reason = f"{name}{f' {status}' if status else ''}: {redact(message)[:240]}"
+    return ModelCallError(reason, retryable=retryable, retry_after=_retry_after(exc))
 
 
 def _to_completion(resp: Any, latency: float, request: Request) -> Completion:

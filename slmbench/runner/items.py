@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from slmbench.models.base import Completion, Model, Request
+from slmbench.runner.cache import ResponseCache
 from slmbench.runner.retry import RetryPolicy, call_with_retries
 from slmbench.scoring import exact_match, label_matcher, parse_json_object, parse_label
 from slmbench.store.manifest import now_iso
@@ -81,8 +82,11 @@ class ItemScorer:
         return row
 
 
-def run_item(model: Model, scorer: ItemScorer, item: Item, policy: RetryPolicy,
-             ) -> dict[str, Any]:
-    request = scorer.request(item)
+def call_model(model: Model, scorer: ItemScorer, item: Item, request: Request,
+               policy: RetryPolicy, cache: ResponseCache | None, key: str | None,
+               ) -> dict[str, Any]:
+    """One fresh model call (with retries) → scored row; successful answers go to the cache."""
     comp, error, attempts = call_with_retries(lambda: model.complete(request), policy)
+    if comp is not None and cache is not None and key is not None:
+        cache.put(key, comp)
     return scorer.row(model, item, comp, error, attempts)

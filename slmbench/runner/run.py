@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,14 +19,17 @@ from typing import Any
 
 from slmbench.errors import InputError
 from slmbench.models import Model, resolve_model
+from slmbench.models.base import PRICING_TOKENS
 from slmbench.pricing.run_costs import PricingOptions, RunCoster
-from slmbench.runner.items import ItemScorer, run_item
+from slmbench.runner.budget import CostCap, ErrorLimit, RunStopped
+from slmbench.runner.cache import ResponseCache, cache_key
+from slmbench.runner.items import ItemScorer, call_model
 from slmbench.runner.progress import Progress, SilentProgress
 from slmbench.runner.retry import RetryPolicy
 from slmbench.store import RunDir, row_key
 from slmbench.store.manifest import environment, now_iso
 from slmbench.store.summary import build_summary
-from slmbench.tasks import LoadedTask, load_items, load_task
+from slmbench.tasks import Item, LoadedTask, load_items, load_task
 
 
 @dataclass
@@ -35,6 +39,9 @@ class RunOptions:
     limit: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     pricing: PricingOptions = field(default_factory=PricingOptions)
+    max_errors: str | None = None
+    max_cost_usd: float | None = None
+    use_cache: bool = True
 
 
 @dataclass
@@ -87,6 +94,11 @@ def load_tasks(paths: list[Path], limit: int | None = None) -> list[LoadedTask]:
 def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: Path,
                   run_id: str | None = None, options: RunOptions | None = None,
                   progress: Progress | None = None) -> RunResult:
+    """Run every task × model, append rows as they finish, then write the summary.
+
+    Raises :class:`RunStopped` (after writing the summary) when ``max_errors`` or ``max_cost``
+    ended the run early, and re-raises ``KeyboardInterrupt`` likewise: rows are never lost.
+    """
     options = options or RunOptions()
     progress = progress or SilentProgress()
     if not task_paths:
@@ -98,16 +110,21 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
         raise InputError("model given twice", field="--model", value=dup)
     if options.concurrency < 1:
         raise InputError("must be at least 1", field="--concurrency", value=options.concurrency)
+    errors = ErrorLimit(options.max_errors)
+    cap = CostCap(options.max_cost_usd)
     tasks = load_tasks(task_paths, options.limit)
     models = [resolve_model(m) for m in model_ids]
-    RunCoster(options.pricing, None)  # bad sheets, dates or --hardware fail before any call
+    coster = RunCoster(options.pricing, None)  # bad sheets, dates, --hardware fail here
 
     run = RunDir(Path(results_dir) / (run_id or new_run_id()))
     manifest = _start_manifest(run, tasks, models, options)
     run.write_manifest(manifest)
     done = {row_key(r) for r in run.rows() if not r.get("error")}
+    cache = ResponseCache(Path(results_dir) / ".cache" / "responses.sqlite3") \
+        if options.use_cache else None
     appender = run.appender()
-    calls = 0
+    counts = {"calls": 0, "rows": 0, "cached": 0}
+    interrupted: BaseException | None = None
     try:
         for task in tasks:
             scorer = ItemScorer(task)
@@ -120,56 +137,145 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
                         if (task.spec.name, model.name, it.id) not in done]
                 progress.start(task.spec.name, model.name, len(task.items),
                                len(task.items) - len(todo))
+                errors.reset()
                 if todo:
                     model.prepare(task)
-                started = time.perf_counter()
-                latency_sum = 0.0
-                workers = options.concurrency if model.thread_safe else 1
-                for row in _execute(model, scorer, todo, options.retry, workers):
-                    appender.append(row)
-                    latency_sum += row["latency_s"] or 0.0
-                    calls += row["attempts"]
-                    progress.advance()
-                progress.finish()
-                if todo:
-                    manifest["timings"].append({
-                        "task": task.spec.name, "model": model.name, "items": len(todo),
-                        "wall_s": time.perf_counter() - started, "latency_sum_s": latency_sum,
-                        "workers": workers, "at": now_iso()})
-                    run.write_manifest(manifest)
+                pair = _PairRun(model, scorer, options, cache, cap, coster)
+                try:
+                    for row in pair.rows(todo):
+                        appender.append(row)
+                        counts["rows"] += 1
+                        counts["calls"] += row["attempts"]
+                        counts["cached"] += bool(row["cached"])
+                        progress.advance()
+                        reason = errors.record(row)
+                        if reason:
+                            pair.stop(reason)
+                finally:
+                    progress.finish()
+                    if pair.fresh:
+                        manifest["timings"].append({
+                            "task": task.spec.name, "model": model.name, "items": pair.fresh,
+                            "wall_s": pair.wall_s, "latency_sum_s": pair.latency_sum,
+                            "workers": pair.workers, "at": now_iso()})
+                        run.write_manifest(manifest)
+                if pair.stop_reason:
+                    raise RunStopped(f"stopped {task.spec.name} · {model.name}: "
+                                     f"{pair.stop_reason}")
+    except (KeyboardInterrupt, RunStopped) as exc:
+        interrupted = exc
     finally:
         appender.close()
+        if cache is not None:
+            cache.close()
         for model in models:
             model.close()
         manifest["finished_at"] = now_iso()
+        if interrupted is not None:
+            manifest["stopped"] = str(interrupted) or "interrupted (Ctrl-C)"
         run.write_manifest(manifest)
     summary = build_summary(run)
+    summary["this_invocation"] = {**counts, "spend": cap.status()}
     run.write_summary(summary)
     manifest["pricing"] = summary["pricing"]
     run.write_manifest(manifest)
-    return RunResult(run=run, summary=summary, calls=calls)
+    if interrupted is not None:
+        interrupted.run = run  # type: ignore[attr-defined]
+        interrupted.counts = counts  # type: ignore[attr-defined]
+        interrupted.spend = cap.status()  # type: ignore[attr-defined]
+        raise interrupted
+    return RunResult(run=run, summary=summary, calls=counts["calls"])
 
 
-def _execute(model: Model, scorer: ItemScorer, items: list, policy: RetryPolicy, workers: int):
-    """Yield rows as items complete; the caller is the single writer."""
-    if workers <= 1:
-        for item in items:
-            yield run_item(model, scorer, item, policy)
-        return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slmbench") as pool:
-        pending: set[Future] = set()
+class _PairRun:
+    """Items of one task × model: cache lookups, cost admission, (parallel) calls."""
+
+    def __init__(self, model: Model, scorer: ItemScorer, options: RunOptions,
+                 cache: ResponseCache | None, cap: CostCap, coster: RunCoster) -> None:
+        self.model = model
+        self.scorer = scorer
+        self.options = options
+        self.cache = cache if model.cacheable else None
+        self.cap = cap
+        self.price = (coster.book.lookup(model.name, coster.on)
+                      if model.pricing == PRICING_TOKENS and cap.cap is not None else None)
+        if cap.cap is not None and model.pricing == PRICING_TOKENS and self.price is None:
+            raise InputError("--max-cost needs a price for every API model; this one is "
+                             "unpriced", field="--model", value=model.name)
+        self.workers = options.concurrency if model.thread_safe else 1
+        self.stop_reason: str | None = None
+        self.fresh = 0
+        self.latency_sum = 0.0
+        self.wall_s = 0.0
+
+    def stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def _estimate(self, request: Any) -> float:
+        if self.price is None:
+            return 0.0
+        from slmbench.models.tokens import count_messages
+        from slmbench.pricing.cost import token_cost
+
+        return token_cost(self.price, count_messages(request.messages), request.max_tokens)
+
+    def _actual(self, row: dict[str, Any]) -> float:
+        if self.price is None:
+            return 0.0
+        from slmbench.pricing.cost import token_cost
+
+        return token_cost(self.price, int(row["tokens_in"] or 0), int(row["tokens_out"] or 0))
+
+    def rows(self, items: list[Item]) -> Iterator[dict[str, Any]]:
+        """Yield rows as items complete; the caller is the single writer."""
+        started = time.perf_counter()
+        model, scorer, policy = self.model, self.scorer, self.options.retry
+        pending: dict[Future, float] = {}
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="slmbench") \
+            if self.workers > 1 else None
         queue = iter(items)
-        for item in queue:
-            pending.add(pool.submit(run_item, model, scorer, item, policy))
-            if len(pending) >= workers * 2:
-                break
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                yield fut.result()
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending.add(pool.submit(run_item, model, scorer, nxt, policy))
+        try:
+            while True:
+                # submit until the window is full, answering cache hits on the spot
+                while self.stop_reason is None and len(pending) < self.workers * 2:
+                    item = next(queue, None)
+                    if item is None:
+                        break
+                    request = scorer.request(item)
+                    key = cache_key(model, request) if self.cache is not None else None
+                    hit = self.cache.get(key) if key is not None else None
+                    if hit is not None:
+                        row = scorer.row(model, item, hit, None, 0)
+                        row["cached"] = True
+                        yield row
+                        continue
+                    estimate = self._estimate(request)
+                    if not self.cap.admit(estimate):
+                        self.stop(f"--max-cost reached ({self.cap.status()})")
+                        break
+                    args = (model, scorer, item, request, policy, self.cache, key)
+                    if pool is None:
+                        row = call_model(*args)
+                        yield self._settle(row, estimate)
+                        continue
+                    pending[pool.submit(call_model, *args)] = estimate
+                if not pending:
+                    break
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    yield self._settle(fut.result(), pending.pop(fut))
+        finally:
+            if pool is not None:
+                # on Ctrl-C: queued calls are cancelled, in-flight ones are not waited for
+                pool.shutdown(wait=not pending, cancel_futures=True)
+            self.wall_s = time.perf_counter() - started
+
+    def _settle(self, row: dict[str, Any], estimate: float) -> dict[str, Any]:
+        self.cap.settle(estimate, self._actual(row))
+        self.fresh += 1
+        self.latency_sum += row["latency_s"] or 0.0
+        return row
 
 
 def _start_manifest(run: RunDir, tasks: list[LoadedTask], models: list[Model],
@@ -180,6 +286,8 @@ def _start_manifest(run: RunDir, tasks: list[LoadedTask], models: list[Model],
         "tasks": {t.spec.name: task_description(t) for t in tasks},
         "models": {m.name: m.describe() for m in models},
         "options": {"concurrency": options.concurrency, "limit": options.limit,
+                    "max_errors": options.max_errors, "max_cost_usd": options.max_cost_usd,
+                    "cache": options.use_cache,
                     "retry": vars(options.retry),
                     "pricing_dirs": [str(d) for d in options.pricing.dirs],
                     "price_date": options.pricing.price_date,

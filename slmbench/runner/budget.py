@@ -1,0 +1,93 @@
+"""Stopping rules: ``--max-errors`` and ``--max-cost``.
+
+The cost cap is checked *before* each request: spend so far (from finished rows' real tokens)
+plus the estimate of every request in flight plus this one's (prompt tokens counted with
+tiktoken, the full ``max_tokens`` as output: an upper bound) must stay under the cap. It
+covers token-priced (API) models; local models cost wall time, which the cap does not meter.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from slmbench.errors import InputError, SlmbenchError
+
+
+class RunStopped(SlmbenchError):
+    """A stopping rule ended the run early; rows written so far are kept."""
+
+
+def parse_max_errors(value: str | None) -> tuple[int | None, float | None]:
+    """``"25"`` → (25, None); ``"5%"`` → (None, 0.05); None → no limit."""
+    if value is None:
+        return None, None
+    text = str(value).strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1]) / 100
+            if not 0 < share <= 1:
+                raise ValueError
+            return None, share
+        count = int(text)
+        if count < 1:
+            raise ValueError
+        return count, None
+    except ValueError:
+        raise InputError("must be a positive count (e.g. 25) or a share (e.g. 5%)",
+                         field="--max-errors", value=value) from None
+
+
+class ErrorLimit:
+    MIN_ITEMS_FOR_SHARE = 20  # a share needs some items before it means anything
+
+    def __init__(self, value: str | None) -> None:
+        self.count, self.share = parse_max_errors(value)
+        self.errors = 0
+        self.seen = 0
+
+    def reset(self) -> None:
+        self.errors = self.seen = 0
+
+    def record(self, row: dict[str, Any]) -> str | None:
+        """A reason to stop, or None."""
+        self.seen += 1
+        self.errors += bool(row.get("error"))
+        if self.count is not None and self.errors >= self.count:
+            return f"{self.errors} errors reached --max-errors {self.count}"
+        if (self.share is not None and self.seen >= self.MIN_ITEMS_FOR_SHARE
+                and self.errors / self.seen > self.share):
+            return (f"{self.errors} errors in {self.seen} items is more than --max-errors "
+                    f"{self.share:.0%}")
+        return None
+
+
+class CostCap:
+    def __init__(self, cap_usd: float | None) -> None:
+        if cap_usd is not None and cap_usd <= 0:
+            raise InputError("must be a positive amount in USD", field="--max-cost",
+                             value=cap_usd)
+        self.cap = cap_usd
+        self.spent = 0.0
+        self.reserved = 0.0
+        self._lock = threading.Lock()
+
+    def admit(self, estimate: float) -> bool:
+        if self.cap is None:
+            return True
+        with self._lock:
+            if self.spent + self.reserved + estimate > self.cap:
+                return False
+            self.reserved += estimate
+            return True
+
+    def settle(self, estimate: float, actual: float) -> None:
+        with self._lock:
+            self.reserved -= estimate
+            self.spent += actual
+
+    def status(self) -> str:
+        if self.cap is None:
+            return f"spent ${self.spent:.6f}"
+        return (f"spent ${self.spent:.6f} of --max-cost ${self.cap:g}; "
+                f"${self.cap - self.spent:.6f} remains")

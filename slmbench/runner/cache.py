@@ -1,0 +1,64 @@
+"""Disk response cache: a re-run of the same (model, settings, prompt) costs nothing.
+
+Keyed by the model name, its settings (minus those that cannot change an answer: timeouts,
+threads, batch size), the slmbench version and the full request. A hit returns the original
+completion — latency and tokens included — so the row is priced as the original call, and the
+row says ``cached: true``. SQLite (stdlib) gives atomic writes that survive a SIGKILL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+from slmbench import __version__
+from slmbench.models.base import Completion, Model, Request
+
+NON_SEMANTIC_SETTINGS = {"timeout", "n_threads", "n_batch", "api_base"}
+
+
+def cache_key(model: Model, request: Request) -> str:
+    settings = {k: v for k, v in model.settings.items() if k not in NON_SEMANTIC_SETTINGS}
+    blob = json.dumps({
+        "v": __version__, "model": model.name, "settings": settings,
+        "messages": request.messages, "text": request.text, "choices": request.choices,
+        "schema": request.json_schema, "max_tokens": request.max_tokens,
+    }, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class ResponseCache:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS responses "
+                         "(key TEXT PRIMARY KEY, completion TEXT NOT NULL)")
+        self._db.commit()
+        self.hits = 0
+
+    def get(self, key: str) -> Completion | None:
+        with self._lock:
+            row = self._db.execute("SELECT completion FROM responses WHERE key = ?",
+                                   (key,)).fetchone()
+        if row is None:
+            return None
+        self.hits += 1
+        return Completion(**json.loads(row[0]))
+
+    def put(self, key: str, completion: Completion) -> None:
+        data = json.dumps(asdict(completion), default=str)
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO responses (key, completion) VALUES (?, ?)",
+                             (key, data))
+            self._db.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
