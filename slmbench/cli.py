@@ -6,6 +6,7 @@ command turns :class:`~slmbench.errors.InputError` into one line on stderr and e
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -48,6 +49,13 @@ def run(
         help="USD per hour for local models (overrides --hardware).")] = None,
     volume: Annotated[float | None, typer.Option(
         help="Items per day, for projected $ per day and month.")] = None,
+    max_errors: Annotated[str | None, typer.Option(
+        help="Stop a task × model after N errors, or above a share like 5%.")] = None,
+    max_cost: Annotated[float | None, typer.Option(
+        help="Stop issuing API requests before the estimated spend passes this many USD.")
+    ] = None,
+    cache: Annotated[bool, typer.Option(
+        help="Reuse stored responses for identical requests (results/.cache).")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Run tasks × models, store rows/summary/manifest, print the leaderboard."""
@@ -68,6 +76,8 @@ def run(
         results_dir, run_id = resume.parent, resume.name
     if limit is not None and limit < 1:
         raise InputError("must be at least 1", field="--limit", value=limit)
+    from slmbench.runner.budget import RunStopped
+
     progress = SilentProgress()
     if not quiet:
         from slmbench.ui import RichProgress
@@ -77,43 +87,41 @@ def run(
         result = run_benchmark(
             task_paths, list(model or DEFAULT_MODELS), results_dir=results_dir, run_id=run_id,
             options=RunOptions(seed=seed, concurrency=concurrency, limit=limit,
+                               max_errors=max_errors, max_cost_usd=max_cost, use_cache=cache,
                                pricing=PricingOptions(
                                    dirs=tuple(pricing or ()), price_date=price_date,
                                    hardware=hardware, hourly_usd=hourly, volume_per_day=volume)),
             progress=progress)
-    finally:
-        if hasattr(progress, "close"):
-            progress.close()
+    except RunStopped as exc:
+        _close(progress)
+        typer.echo(f"{exc}; {_kept(exc)}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt as exc:
+        _close(progress)
+        typer.echo(f"interrupted: {_kept(exc)}", err=True)
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(130)  # do not wait for in-flight HTTP calls; every row is already on disk
+    except BaseException:
+        _close(progress)
+        raise
+    _close(progress)
     render_terminal(result.summary)
     typer.echo(f"results: {result.run.path}")
 
 
-@app.command()
-def report(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders.")],
-    fmt: Annotated[str, typer.Option("--format", help="md | json | table")] = "table",
-    out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
-) -> None:
-    """Leaderboard of stored runs (no model is called)."""
-    import json
+def _close(progress: object) -> None:
+    if hasattr(progress, "close"):
+        progress.close()
 
-    from slmbench.reports.leaderboard import render_markdown, render_terminal
-    from slmbench.store import open_run
-    from slmbench.store.summary import build_summary
 
-    if fmt not in ("md", "json", "table"):
-        raise InputError("must be md, json or table", field="--format", value=fmt)
-    for path in runs:
-        summary = build_summary(open_run(path))
-        if fmt == "table" and out is None:
-            render_terminal(summary)
-            continue
-        text = render_markdown(summary) if fmt in ("md", "table") else json.dumps(
-            summary, indent=2)
-        if out:
-            out.write_text(text, encoding="utf-8")
-        else:
-            typer.echo(text)
+def _kept(exc: BaseException) -> str:
+    run = getattr(exc, "run", None)
+    counts = getattr(exc, "counts", {})
+    if run is None:
+        return "no rows written"
+    return (f"{counts.get('rows', 0)} rows written this time ({getattr(exc, 'spend', '')}); "
+            f"all results kept in {run.path}; continue with --resume {run.path}")
 
 
 @app.command()
@@ -196,9 +204,15 @@ def schema() -> None:
     typer.echo(resources.files("slmbench.tasks").joinpath("task.schema.json").read_text())
 
 
+from slmbench import cli_reports; cli_reports.register(app)  # noqa: E402, E702, I001
+
+
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # without standalone mode click returns (not raises) the code of typer.Exit
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except InputError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -108,3 +108,22 @@ def llama_server():
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def gold_answerer(task_path: Path, wrong_every: int | None = None):
+    """A fake model for a label task: answers the gold label (wrong on every n-th item)."""
+    from slmbench.tasks import build_messages, load_items, load_task
+
+    task = load_items(load_task(task_path))
+    gold = {build_messages(task.spec, it.text)[-1]["content"]: it.gold for it in task.items}
+    order = {text: i for i, text in enumerate(gold)}
+    choices = task.spec.choices
+
+    def answer(body: dict) -> str:
+        prompt = body["messages"][-1]["content"]
+        right = gold[prompt]
+        if wrong_every and order[prompt] % wrong_every == wrong_every - 1:
+            return next(c for c in choices if c != right)
+        return right
+
+    return task, answer

@@ -159,3 +159,26 @@ def test_bad_cli_option(tmp_path, capsys, cls_task):
     assert code == 2 and "--limit" in err
     code, _, err = run_cli(["report", str(tmp_path / "nope")], capsys)
     assert code == 2 and "nope" in err
+
+
+def test_bad_pricing_input(tmp_path, capsys, cls_task):
+    run = ["run", str(cls_task), "-m", "baseline:tfidf-logreg", "-q",
+           "--results-dir", str(tmp_path / "res")]
+    code, _, err = run_cli([*run, "--hardware", "aws-nope"], capsys)
+    assert code == 2 and "--hardware" in err and "'aws-nope'" in err
+    code, _, err = run_cli([*run, "--pricing", str(tmp_path / "missing")], capsys)
+    assert code == 2 and "--pricing" in err and "missing" in err
+    code, _, err = run_cli([*run, "--price-date", "2026/11/22"], capsys)
+    assert code == 2 and "--price-date" in err and "2026/11/22" in err
+    sheets = tmp_path / "mine" / "acme"
+    sheets.mkdir(parents=True)
+    (sheets / "2026-11-01.yaml").write_text(
+        "provider: acme\ncurrency: USD\nunit: per_1m_tokens\neffective_from: 2026-11-01\n"
+        "retrieved: 2026-11-01\nsource: [https://acme.example/pricing]\n"
+        "models:\n  - {id: acme-small, input: -0.5, output: 1.0}\n")
+    code, _, err = run_cli([*run, "--pricing", str(tmp_path / "mine")], capsys)
+    assert code == 2 and "2026-11-01.yaml" in err and "-0.5" in err
+    assert len(err.strip().splitlines()) == 1
+    code, out, err = run_cli(["pricing", "check", "--pricing", str(tmp_path / "mine")], capsys)
+    assert code == 1 and "-0.5" in out + err
+    assert not (tmp_path / "res").exists() or not any((tmp_path / "res").iterdir())

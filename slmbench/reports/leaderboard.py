@@ -1,17 +1,60 @@
-"""The leaderboard: one row per task × model, from a summary (never from a model call)."""
+"""The leaderboard: one row per task × model, built from stored results (never a model call).
+
+Every figure comes from a summary, and summaries are rebuilt from stored rows with
+:func:`slmbench.store.summary.build_summary`. The same rows feed the terminal table, markdown,
+CSV, JSON and :func:`leaderboard_frame` (a pandas DataFrame).
+
+*Pareto frontier*: per task, a priced row is on the accuracy–cost frontier when no other priced
+row of that task has at least its accuracy at no more $ per 1k items and is strictly better in
+one of the two. Unpriced rows are never on it; they stay in the table and say ``unpriced``.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
+from slmbench.errors import InputError
+
+# (title, key) of the terminal and markdown leaderboard, in order
 COLUMNS = [
     ("task", "task"), ("model", "model"), ("n", "n_items"), ("accuracy", "accuracy"),
     ("95% CI", "accuracy_ci"), ("macro-F1", "macro_f1"), ("invalid", "invalid_rate"),
-    ("errors", "n_errors"), ("p50 s", "latency_p50_s"), ("items/s", "items_per_s"),
-    ("$/1k items", "usd_per_1k_items"), ("$/correct", "usd_per_correct"),
-    ("correct/$", "correct_per_usd"),
+    ("errors", "n_errors"), ("p50 s", "latency_p50_s"), ("p95 s", "latency_p95_s"),
+    ("items/s", "items_per_s"), ("$/1k items", "usd_per_1k_items"),
+    ("$/correct", "usd_per_correct"), ("correct/$", "correct_per_usd"), ("Pareto", "pareto"),
 ]
 USD_KEYS = ("usd_per_1k_items", "usd_per_correct", "correct_per_usd")
+FRONTIER_MARK = "★"
+
+# the flat, numeric fields of one leaderboard row (CSV columns, DataFrame columns, JSON rows)
+FIELDS = [
+    "run_id", "task", "kind", "model", "n_items", "n_correct", "accuracy", "accuracy_ci_low",
+    "accuracy_ci_high", "macro_f1", "invalid_rate", "n_invalid", "n_errors", "latency_p50_s",
+    "latency_p95_s", "items_per_s", "total_usd", "usd_per_1k_items", "usd_per_correct",
+    "correct_per_usd", "priced", "pareto",
+]
+
+# sort keys: key -> True when higher is better (sorted descending)
+SORT_KEYS = {
+    "usd_per_correct": False, "usd_per_1k_items": False, "correct_per_usd": True,
+    "accuracy": True, "macro_f1": True, "invalid_rate": False, "n_errors": False,
+    "latency_p50_s": False, "latency_p95_s": False, "items_per_s": True, "model": False,
+}
+SORT_ALIASES = {"cost": "usd_per_1k_items", "$/correct": "usd_per_correct",
+                "$/1k": "usd_per_1k_items", "correct/$": "correct_per_usd",
+                "latency": "latency_p50_s", "p50": "latency_p50_s", "p95": "latency_p95_s",
+                "f1": "macro_f1", "invalid": "invalid_rate", "errors": "n_errors"}
+DEFAULT_SORT = "usd_per_correct"
+
+
+# ---------------------------------------------------------------------------------------------
+# formatting
 
 
 def _usd(value: float) -> str:
@@ -27,6 +70,8 @@ def _usd(value: float) -> str:
 def fmt(key: str, value: Any, row: dict[str, Any] | None = None) -> str:
     if key in USD_KEYS and row is not None and not row.get("priced", True):
         return "unpriced"
+    if key == "pareto":
+        return FRONTIER_MARK if value else ""
     if value is None:
         return "–"
     if key == "correct_per_usd":
@@ -35,50 +80,378 @@ def fmt(key: str, value: Any, row: dict[str, Any] | None = None) -> str:
         return _usd(value)
     if key == "accuracy_ci":
         return f"{value[0]:.1%}–{value[1]:.1%}"
-    if key in ("accuracy", "invalid_rate"):
+    if key in ("accuracy", "invalid_rate", "fallback_rate", "accuracy_fallback_as_miss",
+               "json_valid_rate"):
         return f"{value:.1%}"
-    if key == "macro_f1":
+    if key in ("macro_f1", "precision", "recall", "f1", "micro_f1"):
         return f"{value:.3f}"
-    if key == "latency_p50_s":
+    if key in ("latency_p50_s", "latency_p95_s"):
         return f"{value:.3f}" if value < 10 else f"{value:.1f}"
     if key == "items_per_s":
         return f"{value:,.1f}"
     return str(value)
 
 
-def leaderboard_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """Summary entries ordered by task, then accuracy (best first)."""
-    return sorted(summary["results"],
-                  key=lambda r: (r["task"], -(r.get("accuracy") or 0.0), r["model"]))
+def md_cell(text: Any) -> str:
+    """A markdown table cell: pipes escaped, no line breaks."""
+    return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def render_terminal(summary: dict[str, Any], console: Any = None) -> None:
+def md_table(head: Sequence[str], rows: Iterable[Sequence[Any]],
+             align: Sequence[str] | None = None) -> str:
+    """A GitHub-flavoured markdown table; ``align`` holds 'l' or 'r' per column."""
+    align = align or ["l"] * len(head)
+    lines = ["| " + " | ".join(md_cell(h) for h in head) + " |",
+             "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# rows
+
+
+def load_summaries(runs: Iterable[Any]) -> list[dict[str, Any]]:
+    """Summaries rebuilt from stored rows: ``runs`` holds run folders, RunDirs or summaries."""
+    from slmbench.store import RunDir, open_run
+    from slmbench.store.summary import build_summary
+
+    out = []
+    for run in runs:
+        if isinstance(run, dict):
+            out.append(run)
+        elif isinstance(run, RunDir):
+            out.append(build_summary(run))
+        else:
+            out.append(build_summary(open_run(run)))
+    if not out:
+        raise InputError("no run given")
+    return out
+
+
+def _is_priced(entry: dict[str, Any]) -> bool:
+    return bool(entry.get("priced", True)) and entry.get("usd_per_1k_items") is not None
+
+
+def pareto_flags(points: Sequence[tuple[float | None, float | None]]) -> list[bool]:
+    """For (accuracy, cost) points: True where no other point dominates (cost None: False)."""
+    flags = []
+    for i, (acc, cost) in enumerate(points):
+        if acc is None or cost is None:
+            flags.append(False)
+            continue
+        dominated = any(
+            j != i and a is not None and c is not None and a >= acc and c <= cost
+            and (a > acc or c < cost)
+            for j, (a, c) in enumerate(points))
+        flags.append(not dominated)
+    return flags
+
+
+def resolve_sort(sort: str | None) -> tuple[str, bool]:
+    """(key, descending) for a ``--sort`` value; a leading '-' reverses the direction."""
+    text = (sort or DEFAULT_SORT).strip()
+    flip = text.startswith("-")
+    key = text.lstrip("-+")
+    key = SORT_ALIASES.get(key, key)
+    if key not in SORT_KEYS:
+        raise InputError(f"unknown sort key (known: {', '.join(SORT_KEYS)})", field="--sort",
+                         value=sort)
+    return key, SORT_KEYS[key] != flip
+
+
+def leaderboard_entries(summaries: Sequence[dict[str, Any]], sort: str | None = None
+                        ) -> list[dict[str, Any]]:
+    """One flat row per run × task × model with the frontier mark, grouped by task and sorted.
+
+    Rows are ordered by task name, then by ``sort`` (default $ per correct answer, cheapest
+    first); rows without the figure (unpriced, or no correct answer) come last, unpriced last of
+    all. Each row keeps its full summary entry under ``"entry"``.
+    """
+    key, descending = resolve_sort(sort)
+    rows = []
+    for summary in summaries:
+        for entry in summary["results"]:
+            ci = entry.get("accuracy_ci") or [None, None]
+            priced = _is_priced(entry)
+            row = {
+                "run_id": summary.get("run_id"), "task": entry["task"],
+                "kind": entry.get("kind"), "model": entry["model"],
+                "n_items": entry.get("n_items"), "n_correct": entry.get("n_correct"),
+                "accuracy": entry.get("accuracy"), "accuracy_ci_low": ci[0],
+                "accuracy_ci_high": ci[1], "macro_f1": entry.get("macro_f1"),
+                "invalid_rate": entry.get("invalid_rate"), "n_invalid": entry.get("n_invalid"),
+                "n_errors": entry.get("n_errors"), "latency_p50_s": entry.get("latency_p50_s"),
+                "latency_p95_s": entry.get("latency_p95_s"),
+                "items_per_s": entry.get("items_per_s"),
+                "total_usd": entry.get("total_usd") if priced else None,
+                "usd_per_1k_items": entry.get("usd_per_1k_items") if priced else None,
+                "usd_per_correct": entry.get("usd_per_correct") if priced else None,
+                "correct_per_usd": entry.get("correct_per_usd") if priced else None,
+                "priced": priced, "pareto": False, "entry": entry,
+            }
+            rows.append(row)
+    for task in {r["task"] for r in rows}:
+        group = [r for r in rows if r["task"] == task]
+        flags = pareto_flags([(r["accuracy"], r["usd_per_1k_items"]) for r in group])
+        for r, flag in zip(group, flags, strict=True):
+            r["pareto"] = flag
+
+    def order(r: dict[str, Any]) -> tuple:
+        value = r.get(key)
+        if key == "model":
+            primary: tuple = (0, str(value))
+        elif value is None:
+            primary = (1 if r["priced"] or key not in USD_KEYS else 2, 0.0)
+        else:
+            primary = (0, -value if descending else value)
+        return (r["task"], primary, -(r["accuracy"] or 0.0), r["model"], str(r["run_id"]))
+
+    return sorted(rows, key=order)
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in FIELDS}
+
+
+def leaderboard_frame(runs: Iterable[Any], sort: str | None = None):
+    """The leaderboard as a pandas DataFrame (one row per run × task × model, raw numbers).
+
+    ``runs``: run folders, :class:`~slmbench.store.RunDir` objects or summaries. $ figures of
+    unpriced rows are NaN and ``priced`` is False; ``pareto`` marks the frontier.
+    """
+    import pandas as pd
+
+    rows = leaderboard_entries(load_summaries(runs), sort)
+    return pd.DataFrame([_public(r) for r in rows], columns=FIELDS)
+
+
+# ---------------------------------------------------------------------------------------------
+# terminal
+
+
+WIDE = 160
+NARROW_DROPS = ("latency_p95_s", "items_per_s", "correct_per_usd", "macro_f1", "n_errors",
+                "invalid_rate")
+NARROWER = 110
+NARROWER_DROPS = ("accuracy_ci", "latency_p50_s")
+
+
+def _table_columns(multi_run: bool) -> list[tuple[str, str]]:
+    return [("run", "run_id"), *COLUMNS] if multi_run else list(COLUMNS)
+
+
+def _cell(key: str, row: dict[str, Any]) -> str:
+    if key == "accuracy_ci":
+        value = ([row["accuracy_ci_low"], row["accuracy_ci_high"]]
+                 if row["accuracy_ci_low"] is not None else None)
+        return fmt(key, value, row)
+    return fmt(key, row.get(key), row)
+
+
+def render_terminal(summary: dict[str, Any] | Sequence[dict[str, Any]], console: Any = None,
+                    sort: str | None = None) -> None:
+    """Print the leaderboard of one summary (or several) as a rich table."""
     from rich.console import Console
     from rich.table import Table
 
+    summaries = [summary] if isinstance(summary, dict) else list(summary)
     console = console or Console()
-    table = Table(title=f"slmbench · run {summary['run_id']}", show_lines=False)
-    for title, _ in COLUMNS:
-        text_col = title in ("task", "model")
-        table.add_column(title, justify="left" if text_col else "right",
-                         overflow="fold", no_wrap=not text_col)
-    for row in leaderboard_rows(summary):
-        table.add_row(*(fmt(key, row.get(key), row) for _, key in COLUMNS))
+    rows = leaderboard_entries(summaries, sort)
+    multi = len(summaries) > 1
+    title = ("slmbench · runs " + ", ".join(str(s.get("run_id")) for s in summaries) if multi
+             else f"slmbench · run {summaries[0]['run_id']}")
+    table = Table(title=title, show_lines=False)
+    columns = _table_columns(multi)
+    # a narrow terminal keeps the columns a decision needs (report --format md has them all)
+    if console.width < WIDE:
+        columns = [(t, k) for t, k in columns if k not in NARROW_DROPS]
+    if console.width < NARROWER:
+        columns = [(FRONTIER_MARK if k == "pareto" else t, k) for t, k in columns
+                   if k not in NARROWER_DROPS]
+    for col_title, key in columns:
+        text_col = key in ("task", "model", "run_id")
+        table.add_column(col_title, justify="left" if text_col else "right",
+                         overflow="fold", no_wrap=False,
+                         min_width={"task": 10, "model": 14}.get(key))
+    for row in rows:
+        table.add_row(*(_cell(key, row) for _, key in columns))
     console.print(table)
-    pricing = summary.get("pricing") or {}
-    if pricing:
-        console.print(f"prices as of {pricing.get('price_date')} from "
-                      f"{len(pricing.get('sheets', []))} sheet(s); local models priced per hour "
-                      "of wall time")
-    for warning in summary.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {warning}")
+    hidden = len(_table_columns(multi)) - len(columns)
+    console.print(f"{FRONTIER_MARK} = on the task's accuracy–cost Pareto frontier; sorted by "
+                  f"{resolve_sort(sort)[0]}"
+                  + (f"; {hidden} columns hidden in this narrow terminal" if hidden else ""))
+    for s in summaries:
+        pricing = s.get("pricing") or {}
+        if pricing:
+            prefix = f"run {s.get('run_id')}: " if multi else ""
+            console.print(f"{prefix}prices as of {pricing.get('price_date')} from "
+                          f"{len(pricing.get('sheets', []))} sheet(s); local models priced per "
+                          "hour of wall time")
+        for warning in s.get("warnings", []):
+            console.print(f"[yellow]warning:[/] {warning}")
 
 
-def render_markdown(summary: dict[str, Any]) -> str:
-    head = "| " + " | ".join(t for t, _ in COLUMNS) + " |"
-    sep = "|" + "|".join("---" if t in ("task", "model") else "---:" for t, _ in COLUMNS) + "|"
-    lines = [head, sep]
-    for row in leaderboard_rows(summary):
-        cells = [fmt(key, row.get(key), row).replace("|", "\\|") for _, key in COLUMNS]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+def render_text(summaries: Sequence[dict[str, Any]], sort: str | None = None,
+                width: int = 250) -> str:
+    """The terminal table as plain text (for ``--format table --out FILE``)."""
+    from rich.console import Console
+
+    buf = io.StringIO()
+    render_terminal(summaries, Console(file=buf, width=width, color_system=None,
+                                       force_terminal=False), sort=sort)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# markdown
+
+
+def _short_path(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return path
+
+
+def _label_rows(entry: dict[str, Any]) -> list[list[Any]]:
+    per_class = entry.get("per_class") or {}
+    confusion = entry.get("confusion") or {}
+    labels, matrix = confusion.get("labels") or [], confusion.get("matrix") or []
+    predicted = {lab: sum(row[j] for row in matrix) for j, lab in enumerate(labels)} \
+        if matrix else {}
+    out = []
+    for label, m in per_class.items():
+        if m.get("support", 0) == 0 and predicted.get(label, 1) == 0:
+            continue  # neither in gold nor predicted: no evidence either way
+        out.append([label, fmt("precision", m.get("precision")),
+                    fmt("recall", m.get("recall")), fmt("f1", m.get("f1")), m.get("support")])
+    return out
+
+
+def _task_section(task: str, rows: list[dict[str, Any]], multi: bool) -> list[str]:
+    kind = rows[0]["kind"] or rows[0]["entry"].get("kind")
+    parts = [f"## {md_cell(task)} ({kind})\n"]
+    if kind == "routing":
+        head = (["run"] if multi else []) + ["model", "fallback rate",
+                                             "accuracy (fallback = miss)", "accuracy"]
+        parts.append(md_table(head, [
+            ([r["run_id"]] if multi else []) + [
+                r["model"], fmt("fallback_rate", r["entry"].get("fallback_rate")),
+                fmt("accuracy_fallback_as_miss", r["entry"].get("accuracy_fallback_as_miss")),
+                fmt("accuracy", r["accuracy"])] for r in rows],
+            ["l"] * (1 + multi) + ["r"] * 3))
+    for r in rows:
+        entry = r["entry"]
+        name = f"{r['model']} (run {r['run_id']})" if multi else r["model"]
+        parts.append(f"### {md_cell(name)}\n")
+        if kind == "extraction":
+            parts.append(
+                f"JSON-valid {fmt('json_valid_rate', entry.get('json_valid_rate'))}, "
+                f"exact match {fmt('accuracy', entry.get('exact_match'))}, micro "
+                f"P/R/F1 {fmt('f1', entry.get('micro_precision'))} / "
+                f"{fmt('f1', entry.get('micro_recall'))} / "
+                f"{fmt('f1', entry.get('micro_f1'))}\n")
+            fields = entry.get("per_field") or {}
+            parts.append(md_table(
+                ["field", "precision", "recall", "F1", "tp", "fp", "fn"],
+                [[name_, fmt("precision", m.get("precision")), fmt("recall", m.get("recall")),
+                  fmt("f1", m.get("f1")), m.get("tp"), m.get("fp"), m.get("fn")]
+                 for name_, m in fields.items()], ["l"] + ["r"] * 6))
+            continue
+        label_rows = _label_rows(entry)
+        if label_rows:
+            parts.append(md_table(["label", "precision", "recall", "F1", "support"],
+                                  label_rows, ["l", "r", "r", "r", "r"]))
+        from slmbench.scoring.classification import most_confused
+
+        pairs = most_confused(entry["confusion"]) if entry.get("confusion") else []
+        if pairs:
+            parts.append("Most confused (gold → predicted):\n")
+            parts.append(md_table(["gold", "predicted", "count"],
+                                  [[g, p, c] for g, p, c in pairs], ["l", "l", "r"]))
+        else:
+            parts.append("No confusions between labels.\n")
+    return parts
+
+
+def render_markdown(summary: dict[str, Any] | Sequence[dict[str, Any]],
+                    sort: str | None = None, plot: str | None = None) -> str:
+    """The leaderboard, per-task sections and a provenance footer as GitHub markdown.
+
+    ``plot``: a relative path to an image of the Pareto plot, embedded under the leaderboard.
+    """
+    summaries = [summary] if isinstance(summary, dict) else list(summary)
+    rows = leaderboard_entries(summaries, sort)
+    multi = len(summaries) > 1
+    cols = _table_columns(multi)
+    parts = ["# slmbench leaderboard\n",
+             md_table([t for t, _ in cols], [[_cell(k, r) for _, k in cols] for r in rows],
+                      ["l" if k in ("run_id", "task", "model") else "r" for _, k in cols]),
+             f"{FRONTIER_MARK} = on the task's accuracy–cost Pareto frontier (no other priced "
+             "model is at least as accurate for at most the same $ per 1k items). Sorted by "
+             f"`{resolve_sort(sort)[0]}` within each task. 95% CI: seeded percentile bootstrap. "
+             "$/correct = total cost ÷ correct answers.\n"]
+    if plot:
+        parts.append(f"![accuracy vs $ per 1k items]({plot})\n")
+    tasks: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        tasks.setdefault(r["task"], []).append(r)
+    for task, group in tasks.items():
+        parts.extend(_task_section(task, group, multi))
+    parts.append("---\n")
+    footer = []
+    for s in summaries:
+        pricing = s.get("pricing") or {}
+        sheets = ", ".join(f"`{_short_path(sh['path'])}` (sha256 {sh['sha256'][:12]})"
+                           for sh in pricing.get("sheets", [])) or "none"
+        footer.append(f"* run `{s.get('run_id')}`: prices as of {pricing.get('price_date')}; "
+                      f"pricing sheets: {sheets}")
+        footer.extend(f"  * warning: {w}" for w in s.get("warnings", []))
+    parts.append("Generated from stored results only (no model was called).\n\n"
+                 + "\n".join(footer) + "\n")
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# csv / json
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def render_csv(summaries: Sequence[dict[str, Any]], sort: str | None = None) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in leaderboard_entries(summaries, sort):
+        writer.writerow({k: "" if row[k] is None else row[k] for k in FIELDS})
+    return buf.getvalue()
+
+
+def render_json(summaries: Sequence[dict[str, Any]], sort: str | None = None) -> str:
+    rows = leaderboard_entries(summaries, sort)
+    sections: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        e = r["entry"]
+        detail = {k: e.get(k) for k in ("per_class", "confusion", "per_field", "fallback_rate",
+                                         "accuracy_fallback_as_miss", "json_valid_rate",
+                                         "micro_precision", "micro_recall", "micro_f1")
+                  if k in e}
+        if e.get("confusion"):
+            from slmbench.scoring.classification import most_confused
+
+            detail["most_confused"] = [list(t) for t in most_confused(e["confusion"])]
+        sections.setdefault(r["task"], {})[f"{r['run_id']}/{r['model']}"] = detail
+    doc = {
+        "runs": [s.get("run_id") for s in summaries],
+        "pricing": {str(s.get("run_id")): s.get("pricing") for s in summaries},
+        "warnings": {str(s.get("run_id")): s.get("warnings", []) for s in summaries},
+        "sort": resolve_sort(sort)[0],
+        "rows": [{k: _plain(v) for k, v in _public(r).items()} for r in rows],
+        "details": sections,
+    }
+    return json.dumps(doc, indent=2) + "\n"

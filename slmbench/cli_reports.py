@@ -1,0 +1,120 @@
+"""``slmbench report``, ``plot`` and ``gate``: everything built from stored results only.
+
+Registered on the main app by :func:`register`. Nothing heavy is imported at module level, so
+``slmbench --help`` stays instant; bad input is raised as :class:`~slmbench.errors.InputError`
+(one line, exit 2) and a gate regression exits 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from slmbench.errors import InputError
+
+REPORT_FORMATS = ("md", "csv", "json", "table")
+
+
+def report(
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN", help="Run folders.")],
+    fmt: Annotated[str, typer.Option("--format", help="md | csv | json | table")] = "table",
+    out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+    sort: Annotated[str | None, typer.Option(
+        help="Sort within each task: usd_per_correct (default), usd_per_1k_items, "
+        "correct_per_usd, accuracy, macro_f1, latency_p50_s, latency_p95_s, items_per_s, "
+        "invalid_rate, n_errors, model; '-' in front reverses.")] = None,
+    plot: Annotated[Path | None, typer.Option(
+        help="With --format md: also write the Pareto plot (.png/.svg) next to the markdown "
+        "and embed it.")] = None,
+) -> None:
+    """Leaderboard of stored runs (no model is called)."""
+    from slmbench.reports import leaderboard as lb
+
+    if fmt not in REPORT_FORMATS:
+        raise InputError(f"must be one of {', '.join(REPORT_FORMATS)}", field="--format",
+                         value=fmt)
+    if plot is not None and fmt != "md":
+        raise InputError("--plot goes with --format md", field="--plot", value=str(plot))
+    lb.resolve_sort(sort)  # a bad key fails before any work
+    summaries = lb.load_summaries(runs)
+    if fmt == "table" and out is None:
+        lb.render_terminal(summaries, sort=sort)
+        return
+    link = None
+    if plot is not None:
+        from slmbench.reports.plot import plot_pareto
+
+        if plot.is_absolute():
+            raise InputError("give a path relative to the markdown file", field="--plot",
+                             value=str(plot))
+        plot_pareto(summaries, (out.parent if out else Path(".")) / plot)
+        link = plot.as_posix()
+    if fmt == "md":
+        text = lb.render_markdown(summaries, sort=sort, plot=link)
+    elif fmt == "csv":
+        text = lb.render_csv(summaries, sort=sort)
+    elif fmt == "json":
+        text = lb.render_json(summaries, sort=sort)
+    else:
+        text = lb.render_text(summaries, sort=sort)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}" + (f" and {out.parent / plot}" if plot else ""))
+    else:
+        typer.echo(text, nl=False)
+
+
+def plot(
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN", help="Run folders.")],
+    out: Annotated[Path, typer.Option(help="Image file: .png, .svg or .pdf.")],
+    task: Annotated[str | None, typer.Option(help="Only this task (default: one subplot "
+                                             "per task).")] = None,
+) -> None:
+    """Accuracy vs $ per 1k items with 95% CIs and the Pareto frontier (needs matplotlib)."""
+    from slmbench.reports.leaderboard import load_summaries
+    from slmbench.reports.plot import FORMATS, plot_pareto
+
+    if out.suffix.lower().lstrip(".") not in FORMATS:
+        raise InputError(f"the plot file must end in {', '.join('.' + f for f in FORMATS)}",
+                         field="--out", value=str(out))
+    path = plot_pareto(load_summaries(runs), out, task=task)
+    typer.echo(f"wrote {path}")
+
+
+def gate(
+    current: Annotated[Path, typer.Argument(metavar="CURRENT", help="The run to check.")],
+    baseline: Annotated[Path, typer.Option(help="The run to compare against.")],
+    max_accuracy_drop: Annotated[str, typer.Option(
+        help="Largest tolerated accuracy drop, in percentage points.")] = "1.0",
+    max_cost_increase: Annotated[str, typer.Option(
+        help="Largest tolerated rise of $ per 1k items, e.g. 10%.")] = "10%",
+    min_accuracy: Annotated[str | None, typer.Option(
+        help="Accuracy floor for the current run, e.g. 0.85 or 85%.")] = None,
+    alpha: Annotated[str, typer.Option(
+        help="Significance level of McNemar's test on the shared items.")] = "0.05",
+    junit: Annotated[Path | None, typer.Option(help="Write a JUnit XML report here.")] = None,
+) -> None:
+    """Fail (exit 1) when CURRENT regresses against --baseline; exit 2 on bad input."""
+    from slmbench.reports.gate import Thresholds, gate_runs, write_junit
+
+    thresholds = Thresholds.parse(max_accuracy_drop, max_cost_increase, min_accuracy, alpha)
+    result = gate_runs(current, baseline, thresholds)
+    for line in result.lines():
+        typer.echo(line)
+    if junit is not None:
+        write_junit(result, junit)
+        typer.echo(f"junit: {junit}")
+    if not result.passed:
+        # not typer.Exit(1): cli.main runs the app with standalone_mode=False, where click
+        # returns an Exit's code instead of exiting, and main does not pass it on
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``report``, ``plot`` and ``gate`` to the main app."""
+    app.command("report")(report)
+    app.command("plot")(plot)
+    app.command("gate")(gate)
