@@ -36,6 +36,8 @@ def run(
     resume: Annotated[Path | None, typer.Option(
         help="Resume this run folder: only items without a row are sent to models.")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N items per task.")] = None,
+    shard: Annotated[str | None, typer.Option(
+        help="Run shard K of N (K/N) of the items, by a stable hash of the item id.")] = None,
     concurrency: Annotated[int, typer.Option(help="Parallel requests for API models.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed for bootstrap CIs and model sampling.")] = 0,
     pricing: Annotated[list[Path] | None, typer.Option(
@@ -77,6 +79,7 @@ def run(
     if limit is not None and limit < 1:
         raise InputError("must be at least 1", field="--limit", value=limit)
     from slmbench.runner.budget import RunStopped
+    from slmbench.runner.shard import parse_shard
 
     progress = SilentProgress()
     if not quiet:
@@ -87,6 +90,7 @@ def run(
         result = run_benchmark(
             task_paths, list(model or DEFAULT_MODELS), results_dir=results_dir, run_id=run_id,
             options=RunOptions(seed=seed, concurrency=concurrency, limit=limit,
+                               shard=parse_shard(shard),
                                max_errors=max_errors, max_cost_usd=max_cost, use_cache=cache,
                                pricing=PricingOptions(
                                    dirs=tuple(pricing or ()), price_date=price_date,
@@ -184,6 +188,20 @@ def pricing_check(pricing: Annotated[list[Path] | None, typer.Option("--pricing"
     text, code = run_check(_pricing_dirs(pricing))
     typer.echo(text)
     raise typer.Exit(code)
+
+
+@app.command()
+def merge(
+    runs: Annotated[list[Path], typer.Argument(help="Shard run folders.")],
+    out: Annotated[Path, typer.Option(help="Folder of the merged run.")],
+) -> None:
+    """Merge shard runs (--shard K/N) into one run; refuses mismatched or overlapping shards."""
+    from slmbench.reports.leaderboard import render_terminal
+    from slmbench.store.merge import merge_runs
+
+    merged = merge_runs(runs, out)
+    render_terminal(merged.read_summary())
+    typer.echo(f"merged: {merged.path}")
 
 
 @app.command("validate")

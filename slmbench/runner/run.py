@@ -26,6 +26,7 @@ from slmbench.runner.cache import ResponseCache, cache_key
 from slmbench.runner.items import ItemScorer, call_model
 from slmbench.runner.progress import Progress, SilentProgress
 from slmbench.runner.retry import RetryPolicy
+from slmbench.runner.shard import shard_of
 from slmbench.store import RunDir, row_key
 from slmbench.store.manifest import environment, now_iso
 from slmbench.store.summary import build_summary
@@ -37,6 +38,7 @@ class RunOptions:
     seed: int = 0
     concurrency: int = 8
     limit: int | None = None
+    shard: tuple[int, int] | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     pricing: PricingOptions = field(default_factory=PricingOptions)
     max_errors: str | None = None
@@ -75,7 +77,8 @@ def task_description(task: LoadedTask) -> dict[str, Any]:
     return info
 
 
-def load_tasks(paths: list[Path], limit: int | None = None) -> list[LoadedTask]:
+def load_tasks(paths: list[Path], limit: int | None = None,
+               shard: tuple[int, int] | None = None) -> list[LoadedTask]:
     tasks = []
     seen: dict[str, Path] = {}
     for path in paths:
@@ -84,8 +87,11 @@ def load_tasks(paths: list[Path], limit: int | None = None) -> list[LoadedTask]:
             raise InputError(f"task name already used by {seen[task.spec.name]}", file=path,
                              field="name", value=task.spec.name)
         seen[task.spec.name] = path
-        if limit is not None:
-            task = LoadedTask(spec=task.spec, items=task.items[:limit], train=task.train,
+        items = task.items[:limit] if limit is not None else task.items
+        if shard is not None:
+            items = tuple(it for it in items if shard_of(it.id, shard[1]) == shard[0])
+        if items is not task.items:
+            task = LoadedTask(spec=task.spec, items=tuple(items), train=task.train,
                               fingerprint=task.fingerprint)
         tasks.append(task)
     return tasks
@@ -112,7 +118,7 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
         raise InputError("must be at least 1", field="--concurrency", value=options.concurrency)
     errors = ErrorLimit(options.max_errors)
     cap = CostCap(options.max_cost_usd)
-    tasks = load_tasks(task_paths, options.limit)
+    tasks = load_tasks(task_paths, options.limit, options.shard)
     models = [resolve_model(m) for m in model_ids]
     coster = RunCoster(options.pricing, None)  # bad sheets, dates, --hardware fail here
 
@@ -286,6 +292,7 @@ def _start_manifest(run: RunDir, tasks: list[LoadedTask], models: list[Model],
         "tasks": {t.spec.name: task_description(t) for t in tasks},
         "models": {m.name: m.describe() for m in models},
         "options": {"concurrency": options.concurrency, "limit": options.limit,
+                    "shard": list(options.shard) if options.shard else None,
                     "max_errors": options.max_errors, "max_cost_usd": options.max_cost_usd,
                     "cache": options.use_cache,
                     "retry": vars(options.retry),
@@ -299,6 +306,10 @@ def _start_manifest(run: RunDir, tasks: list[LoadedTask], models: list[Model],
     if not run.manifest_path.exists():
         return fresh
     old = run.read_manifest()
+    old_shard = old.get("options", {}).get("shard")
+    if old_shard != fresh["options"]["shard"]:
+        raise InputError("this run holds another shard; use a new run id", field="--shard",
+                         value="/".join(map(str, fresh["options"]["shard"] or [])) or None)
     for name, info in fresh["tasks"].items():
         prev = old.get("tasks", {}).get(name)
         if prev and (prev.get("spec_hash"), prev.get("dataset_fingerprint")) != (
