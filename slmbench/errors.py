@@ -51,8 +51,10 @@ class InputError(SlmbenchError):
 class ModelCallError(SlmbenchError):
     """A model call failed; ``retryable`` tells the runner whether trying again can help."""
 
-    def __init__(self, reason: str, *, retryable: bool = False, retry_after: float | None = None):
+    def __init__(self, reason: str, *, retryable: bool = False, retry_after: float | None = None,
+                 status: int | None = None):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.retry_after = retry_after
+        self.status = status  # HTTP status when there was one (429 drives adaptive concurrency)

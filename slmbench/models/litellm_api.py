@@ -121,7 +121,8 @@ def _call_error(exc: Exception) -> ModelCallError:
     for noise in ("litellm.", f"{name}: ", "OpenAIException - "):
         message = message.replace(noise, "")
     reason = f"{name}{f' {status}' if status else ''}: {redact(message)[:240]}"
-    return ModelCallError(reason, retryable=retryable, retry_after=_retry_after(exc))
+    return ModelCallError(reason, retryable=retryable, retry_after=_retry_after(exc),
+                          status=status if isinstance(status, int) else None)
 
 
 def _to_completion(resp: Any, latency: float, request: Request) -> Completion:

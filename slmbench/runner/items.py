@@ -6,7 +6,7 @@ from typing import Any
 
 from slmbench.models.base import Completion, Model, Request
 from slmbench.runner.cache import ResponseCache
-from slmbench.runner.retry import RetryPolicy, call_with_retries
+from slmbench.runner.retry import AdaptiveWindow, RetryPolicy, call_with_retries
 from slmbench.scoring import exact_match, label_matcher, parse_json_object, parse_label
 from slmbench.store.manifest import now_iso
 from slmbench.tasks import Item, LoadedTask, build_messages
@@ -84,9 +84,10 @@ class ItemScorer:
 
 def call_model(model: Model, scorer: ItemScorer, item: Item, request: Request,
                policy: RetryPolicy, cache: ResponseCache | None, key: str | None,
-               ) -> dict[str, Any]:
+               window: AdaptiveWindow | None = None) -> dict[str, Any]:
     """One fresh model call (with retries) → scored row; successful answers go to the cache."""
-    comp, error, attempts = call_with_retries(lambda: model.complete(request), policy)
+    comp, error, attempts = call_with_retries(lambda: model.complete(request), policy,
+                                              window=window)
     if comp is not None and cache is not None and key is not None:
         cache.put(key, comp)
     return scorer.row(model, item, comp, error, attempts)

@@ -4,6 +4,7 @@ a server's Retry-After, and no retry for errors that cannot get better by waitin
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,17 +29,61 @@ class RetryPolicy:
         return backoff
 
 
+class AdaptiveWindow:
+    """AIMD concurrency for API calls: halve on a 429, grow back by one per window of successes.
+
+    Many requests in flight get their 429 together; only the first halves the window, later ones
+    within ``cooldown_s`` are the same congestion event. The window never leaves [1, maximum].
+    """
+
+    def __init__(self, maximum: int, cooldown_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.maximum = maximum
+        self.size = float(maximum)
+        self.cooldown_s = cooldown_s
+        self.clock = clock
+        self.smallest = maximum
+        self.decreases = 0
+        self._last_decrease = -1e18
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> int:
+        return max(1, int(self.size))
+
+    def on_rate_limited(self) -> None:
+        with self._lock:
+            now = self.clock()
+            if now - self._last_decrease < self.cooldown_s:
+                return
+            self._last_decrease = now
+            self.size = max(1.0, self.size / 2)
+            self.decreases += 1
+            self.smallest = min(self.smallest, self.current)
+
+    def on_success(self) -> None:
+        with self._lock:
+            self.size = min(float(self.maximum), self.size + 1.0 / self.size)
+
+
 def call_with_retries(fn: Callable[[], T], policy: RetryPolicy, *,
                       sleep: Callable[[float], None] = time.sleep,
-                      rng: random.Random | None = None) -> tuple[T | None, str | None, int]:
+                      rng: random.Random | None = None,
+                      window: AdaptiveWindow | None = None,
+                      ) -> tuple[T | None, str | None, int]:
     """Run ``fn``; returns (result, error_reason, attempts). Never raises ModelCallError."""
     rng = rng or random.Random()
     attempt = 0
     while True:
         attempt += 1
         try:
-            return fn(), None, attempt
+            result = fn()
+            if window is not None:
+                window.on_success()
+            return result, None, attempt
         except ModelCallError as exc:
+            if window is not None and exc.status == 429:
+                window.on_rate_limited()
             if not exc.retryable or attempt >= policy.max_attempts:
                 suffix = f" (gave up after {attempt} attempts)" if exc.retryable else ""
                 return None, exc.reason + suffix, attempt

@@ -25,7 +25,7 @@ from slmbench.runner.budget import CostCap, ErrorLimit, RunStopped
 from slmbench.runner.cache import ResponseCache, cache_key
 from slmbench.runner.items import ItemScorer, call_model
 from slmbench.runner.progress import Progress, SilentProgress
-from slmbench.runner.retry import RetryPolicy
+from slmbench.runner.retry import AdaptiveWindow, RetryPolicy
 from slmbench.runner.shard import shard_of
 from slmbench.store import RunDir, row_key
 from slmbench.store.manifest import environment, now_iso
@@ -163,7 +163,8 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
                         manifest["timings"].append({
                             "task": task.spec.name, "model": model.name, "items": pair.fresh,
                             "wall_s": pair.wall_s, "latency_sum_s": pair.latency_sum,
-                            "workers": pair.workers, "at": now_iso()})
+                            "workers": pair.workers, "window_min": pair.window.smallest,
+                            "window_decreases": pair.window.decreases, "at": now_iso()})
                         run.write_manifest(manifest)
                 if pair.stop_reason:
                     raise RunStopped(f"stopped {task.spec.name} · {model.name}: "
@@ -209,6 +210,7 @@ class _PairRun:
             raise InputError("--max-cost needs a price for every API model; this one is "
                              "unpriced", field="--model", value=model.name)
         self.workers = options.concurrency if model.thread_safe else 1
+        self.window = AdaptiveWindow(self.workers)
         self.stop_reason: str | None = None
         self.fresh = 0
         self.latency_sum = 0.0
@@ -244,7 +246,8 @@ class _PairRun:
         try:
             while True:
                 # submit until the window is full, answering cache hits on the spot
-                while self.stop_reason is None and len(pending) < self.workers * 2:
+                limit = self.window.current if pool is not None else 1
+                while self.stop_reason is None and len(pending) < limit:
                     item = next(queue, None)
                     if item is None:
                         break
@@ -260,7 +263,7 @@ class _PairRun:
                     if not self.cap.admit(estimate):
                         self.stop(f"--max-cost reached ({self.cap.status()})")
                         break
-                    args = (model, scorer, item, request, policy, self.cache, key)
+                    args = (model, scorer, item, request, policy, self.cache, key, self.window)
                     if pool is None:
                         row = call_model(*args)
                         yield self._settle(row, estimate)
