@@ -1,4 +1,4 @@
-"""``slmbench report``, ``plot`` and ``gate``: everything built from stored results only.
+"""``slmbench report``, ``plot``, ``gate`` and ``cascade``: built from stored results only.
 
 Registered on the main app by :func:`register`. Nothing heavy is imported at module level, so
 ``slmbench --help`` stays instant; bad input is raised as :class:`~slmbench.errors.InputError`
@@ -113,8 +113,85 @@ def gate(
         raise typer.Exit(1)
 
 
+def cascade(
+    small: Annotated[str, typer.Option(
+        metavar="RUN:MODEL", help="The small model: run folder and model id, e.g. "
+        "results/a:baseline:tfidf-logreg (just RUN when the run holds one model).")],
+    large: Annotated[str, typer.Option(
+        metavar="RUN:MODEL", help="The large model it escalates to (same form).")],
+    task: Annotated[str | None, typer.Option(
+        help="The task (needed when the runs share several).")] = None,
+    threshold: Annotated[float | None, typer.Option(
+        help="Escalate items whose small-model confidence is below this (default 0.85).")
+    ] = None,
+    sweep: Annotated[bool, typer.Option(
+        "--sweep", help="Thresholds 0.0 to 1.0 in steps of 0.05, plus every distinct "
+        "confidence when there are few.")] = False,
+    target_accuracy: Annotated[str | None, typer.Option(
+        help="Pick the cheapest threshold reaching this accuracy, e.g. 0.9 or 90%.")] = None,
+    target_share_of_large: Annotated[str | None, typer.Option(
+        help="Pick the cheapest threshold reaching this share of the large model's "
+        "accuracy, e.g. 0.95.")] = None,
+    escalate_invalid: Annotated[bool, typer.Option(
+        "--escalate-invalid/--no-escalate-invalid",
+        help="Also escalate invalid answers and failed calls, whatever their confidence.")
+    ] = True,
+    out: Annotated[Path | None, typer.Option(help="Write every row as CSV here.")] = None,
+    plot: Annotated[Path | None, typer.Option(
+        help="Accuracy vs $ per 1k items of the sweep and both models (.png/.svg/.pdf; "
+        "needs matplotlib).")] = None,
+) -> None:
+    """Simulate a small → large cascade from two stored runs (no model is called)."""
+    from slmbench.reports import cascade as cc
+    from slmbench.reports.gate import parse_fraction
+
+    if threshold is not None and sweep:
+        raise InputError("give --threshold or --sweep, not both", field="--threshold",
+                         value=threshold)
+    if target_accuracy is not None and target_share_of_large is not None:
+        raise InputError("give --target-accuracy or --target-share-of-large, not both",
+                         field="--target-share-of-large", value=target_share_of_large)
+    acc_target = (None if target_accuracy is None
+                  else parse_fraction(target_accuracy, "--target-accuracy"))
+    share_target = (None if target_share_of_large is None
+                    else parse_fraction(target_share_of_large, "--target-share-of-large"))
+    if threshold is not None:
+        cc.check_threshold(threshold)
+    if plot is not None:
+        from slmbench.reports.plot import plot_format
+
+        plot_format(plot, "--plot")
+    s_run, s_model = cc.parse_run_model(small, "--small")
+    l_run, l_model = cc.parse_run_model(large, "--large")
+    inp = cc.load_cascade(s_run, s_model, l_run, l_model, task)
+    if plot is not None and not (inp.small.priced and inp.large.priced):
+        unpriced = [s.model for s in (inp.small, inp.large) if not s.priced]
+        raise InputError(f"cannot draw the cascade on a cost axis: {', '.join(unpriced)} "
+                         "unpriced (run without --plot for the accuracy figures)",
+                         field="--plot", value=str(plot))
+    thresholds = (cc.sweep_thresholds(r.get("confidence") for r in inp.small.rows.values())
+                  if sweep else [cc.DEFAULT_THRESHOLD if threshold is None else threshold])
+    rows = cc.simulate(inp, thresholds, escalate_invalid)
+    pick = (cc.pick_threshold(rows, acc_target, share_target)
+            if acc_target is not None or share_target is not None else None)
+    for line in cc.describe(inp, escalate_invalid):
+        typer.echo(line)
+    cc.render_terminal(rows, pick=pick, title=f"cascade {inp.small.model} → {inp.large.model}")
+    typer.echo("gap recovered = (accuracy − small accuracy) ÷ (large accuracy − small "
+               "accuracy); $ = small on every item + large on escalated items")
+    if pick is not None:
+        typer.echo(pick.message)
+    for warning in cc.warnings(inp):
+        typer.echo(f"warning: {warning}")
+    if out is not None:
+        typer.echo(f"wrote {cc.write_csv(rows, out)}")
+    if plot is not None:
+        typer.echo(f"wrote {cc.plot_cascade(rows, plot, inp, pick)}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``report``, ``plot`` and ``gate`` to the main app."""
+    """Add ``report``, ``plot``, ``gate`` and ``cascade`` to the main app."""
     app.command("report")(report)
     app.command("plot")(plot)
     app.command("gate")(gate)
+    app.command("cascade")(cascade)

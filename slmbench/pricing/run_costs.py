@@ -72,13 +72,27 @@ class RunCoster:
         return {"price_date": self.on.isoformat(),
                 "sheets": [{"path": p, "sha256": s} for p, s in self.book.sheets_used]}
 
+    def item_costs_and_basis(self, model: str, model_info: dict[str, Any],
+                             rows: Sequence[dict[str, Any]], timings: Sequence[dict[str, Any]]
+                             ) -> tuple[list[float | None], dict[str, Any]]:
+        """USD of each row (in ``rows``' order) and how they were priced (``pricing`` of a
+        summary entry). Unpriced: every cost is ``None``.
+
+        ``rows`` and ``timings`` must be *all* the rows and timings of one task × model of a
+        run: hourly prices divide by the concurrency measured over that whole group.
+        """
+        if model_info.get("pricing", "tokens") == "hourly":
+            return self._hourly(model, model_info, rows, timings)
+        return self._tokens(model, rows)
+
+    def item_costs(self, model: str, model_info: dict[str, Any], rows: Sequence[dict[str, Any]],
+                   timings: Sequence[dict[str, Any]]) -> list[float | None]:
+        """USD of each row, priced exactly as :meth:`price` prices the group (None: unpriced)."""
+        return self.item_costs_and_basis(model, model_info, rows, timings)[0]
+
     def price(self, model: str, model_info: dict[str, Any], rows: Sequence[dict[str, Any]],
               timings: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        basis = model_info.get("pricing", "tokens")
-        if basis == "hourly":
-            costs, source = self._hourly(model, model_info, rows, timings)
-        else:
-            costs, source = self._tokens(model, rows)
+        costs, source = self.item_costs_and_basis(model, model_info, rows, timings)
         out = summarize_costs(costs, sum(bool(r.get("correct")) for r in rows),
                               self.options.volume_per_day)
         out["pricing"] = source

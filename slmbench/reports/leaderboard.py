@@ -329,6 +329,23 @@ def _label_rows(entry: dict[str, Any]) -> list[list[Any]]:
     return out
 
 
+def _reliability_part(entry: dict[str, Any]) -> list[str]:
+    """Markdown of a model's confidence calibration: ECE and the non-empty reliability bins
+    (nothing when no row has a confidence)."""
+    n_conf = entry.get("n_confidence") or 0
+    if not n_conf or entry.get("ece") is None:
+        return []
+    missing = entry.get("n_no_confidence") or 0
+    sources = ", ".join(entry.get("confidence_sources") or []) or "unknown source"
+    text = (f"Calibration: ECE {entry['ece']:.3f} over the {n_conf} items with a confidence "
+            f"({sources})")
+    text += (f"; {missing} without one (left out, not imputed).\n" if missing else ".\n")
+    rows = [[f"{b['lo']:.2f}–{b['hi']:.2f}", b["count"], f"{b['mean_confidence']:.3f}",
+             fmt("accuracy", b["accuracy"])] for b in entry.get("reliability") or []]
+    return [text, md_table(["confidence", "items", "mean confidence", "accuracy"], rows,
+                           ["l", "r", "r", "r"])]
+
+
 def _task_section(task: str, rows: list[dict[str, Any]], multi: bool) -> list[str]:
     kind = rows[0]["kind"] or rows[0]["entry"].get("kind")
     parts = [f"## {md_cell(task)} ({kind})\n"]
@@ -358,6 +375,7 @@ def _task_section(task: str, rows: list[dict[str, Any]], multi: bool) -> list[st
                 [[name_, fmt("precision", m.get("precision")), fmt("recall", m.get("recall")),
                   fmt("f1", m.get("f1")), m.get("tp"), m.get("fp"), m.get("fn")]
                  for name_, m in fields.items()], ["l"] + ["r"] * 6))
+            parts.extend(_reliability_part(entry))
             continue
         label_rows = _label_rows(entry)
         if label_rows:
@@ -372,6 +390,7 @@ def _task_section(task: str, rows: list[dict[str, Any]], multi: bool) -> list[st
                                   [[g, p, c] for g, p, c in pairs], ["l", "l", "r"]))
         else:
             parts.append("No confusions between labels.\n")
+        parts.extend(_reliability_part(entry))
     return parts
 
 
@@ -439,7 +458,9 @@ def render_json(summaries: Sequence[dict[str, Any]], sort: str | None = None) ->
         e = r["entry"]
         detail = {k: e.get(k) for k in ("per_class", "confusion", "per_field", "fallback_rate",
                                          "accuracy_fallback_as_miss", "json_valid_rate",
-                                         "micro_precision", "micro_recall", "micro_f1")
+                                         "micro_precision", "micro_recall", "micro_f1",
+                                         "ece", "n_confidence", "n_no_confidence",
+                                         "reliability")
                   if k in e}
         if e.get("confusion"):
             from slmbench.scoring.classification import most_confused

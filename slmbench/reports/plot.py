@@ -27,6 +27,34 @@ def _matplotlib():
     return matplotlib
 
 
+def plot_format(out: str | Path, field: str = "--out") -> str:
+    """The image format of a plot path (png, svg, pdf); anything else is an InputError."""
+    fmt = Path(out).suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise InputError(f"the plot file must end in {', '.join('.' + f for f in FORMATS)}",
+                         field=field, value=str(out))
+    return fmt
+
+
+def log_cost_limits(costs: Sequence[float]) -> tuple[float, float]:
+    """x limits of a log $ axis around positive ``costs``: a third below the cheapest, three
+    times the dearest, and at least two decades wide so one point is not alone on the axis."""
+    lo_x, hi_x = min(costs) / 3, max(costs) * 3
+    if hi_x / lo_x < 100:
+        mid = math.sqrt(lo_x * hi_x)
+        lo_x, hi_x = mid / 10, mid * 10
+    return lo_x, hi_x
+
+
+def usd_axis(ax: Any) -> None:
+    """A log x axis of $ per 1k items with dollar tick labels."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"${v:g}"))
+    ax.set_xlabel("$ per 1k items (log scale)")
+
+
 def _label(row: dict[str, Any], multi: bool) -> str:
     return f"{row['model']} ({row['run_id']})" if multi else row["model"]
 
@@ -35,10 +63,7 @@ def plot_pareto(summaries: Sequence[dict[str, Any]], out: str | Path,
                 task: str | None = None) -> Path:
     """Write the accuracy–cost plot of ``summaries`` to ``out`` (.png, .svg or .pdf)."""
     out = Path(out)
-    fmt = out.suffix.lower().lstrip(".")
-    if fmt not in FORMATS:
-        raise InputError(f"the plot file must end in {', '.join('.' + f for f in FORMATS)}",
-                         field="--out", value=str(out))
+    fmt = plot_format(out)
     rows = leaderboard_entries(summaries)
     tasks = sorted({r["task"] for r in rows})
     if task is not None:
@@ -71,20 +96,14 @@ def plot_pareto(summaries: Sequence[dict[str, Any]], out: str | Path,
 
 
 def _task_axes(ax: Any, task: str, rows: list[dict[str, Any]], multi: bool) -> None:
-    from matplotlib.ticker import FuncFormatter
-
     placed = [r for r in rows if r["priced"] and r["accuracy"] is not None
               and (r["usd_per_1k_items"] or 0) > 0]
     left_out = [r for r in rows if r not in placed]
     colors = {"frontier": "tab:blue", "dominated": "tab:gray"}
-    ax.set_xscale("log")
+    usd_axis(ax)
     lo_x = hi_x = 1.0
     if placed:
-        cost = [r["usd_per_1k_items"] for r in placed]
-        lo_x, hi_x = min(cost) / 3, max(cost) * 3
-        if hi_x / lo_x < 100:  # at least two decades, so one point is not alone on the axis
-            mid = math.sqrt(lo_x * hi_x)
-            lo_x, hi_x = mid / 10, mid * 10
+        lo_x, hi_x = log_cost_limits([r["usd_per_1k_items"] for r in placed])
         ax.set_xlim(lo_x, hi_x)
     for r in placed:
         acc = r["accuracy"] * 100
@@ -107,10 +126,8 @@ def _task_axes(ax: Any, task: str, rows: list[dict[str, Any]], multi: bool) -> N
         ax.step(xs + [hi_x], ys + [ys[-1]], where="post", color=colors["frontier"],
                 linewidth=1.5, alpha=0.8, zorder=2, label="Pareto frontier")
         ax.legend(loc="lower right", fontsize=8)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"${v:g}"))
     ax.set_ylim(-2, 105)
     ax.set_title(task, fontsize=11)
-    ax.set_xlabel("$ per 1k items (log scale)")
     ax.set_ylabel("accuracy (%) with 95% CI")
     ax.grid(True, which="both", alpha=0.25)
     if left_out:

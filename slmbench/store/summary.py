@@ -12,6 +12,7 @@ from typing import Any
 
 from slmbench.pricing.run_costs import PricingOptions, RunCoster
 from slmbench.scoring import task_metrics
+from slmbench.scoring.calibration import calibration_metrics
 from slmbench.store.manifest import now_iso
 from slmbench.store.run_dir import RunDir
 from slmbench.tasks.spec import FieldSpec
@@ -45,7 +46,8 @@ def pair_metrics(task_info: dict[str, Any], rows: list[dict[str, Any]], seed: in
     else:
         kwargs = {"fields": [FieldSpec(name=f["name"], type=f.get("type", "string"))
                              for f in task_info.get("fields", [])]}
-    return task_metrics(kind, rows, seed=seed, **kwargs)
+    # calibration of the stored confidences: ECE, how many rows had one, the reliability bins
+    return {**task_metrics(kind, rows, seed=seed, **kwargs), **calibration_metrics(rows)}
 
 
 def pricing_from_manifest(manifest: dict[str, Any]) -> PricingOptions:

@@ -1,0 +1,514 @@
+"""Offline cascade simulation: a small model answers, the large one only when it is unsure.
+
+Both models' answers to every item are already stored, so a cascade can be simulated exactly,
+from rows only and without calling a model: at a confidence threshold t, an item is
+*escalated* when the small model's stored confidence is below t, or it has none (``null``: no
+logprobs, a failed call), or — with ``escalate_invalid`` — its answer was invalid or the call
+failed. An escalated item takes the large model's answer, every other item keeps the small
+model's.
+
+Per strategy (one row each):
+
+* ``escalated``: share of items answered by the large model.
+* ``accuracy``: share of items whose kept answer is correct.
+* ``total_usd``: the small model on every item plus the large model on the escalated items,
+  each row costed as its own run's summary prices it (:meth:`RunCoster.item_costs`, the run's
+  manifest pricing options and price date); ``usd_per_1k_items`` and ``usd_per_correct``
+  ($ per accurate inference) follow. The $ figures need both models priced; otherwise they are
+  ``None`` ("unpriced") and the accuracy figures stand.
+* ``gap_recovered``: (acc_cascade − acc_small) / (acc_large − acc_small), the share of the
+  small → large accuracy gap the cascade recovers; ``None`` when the gap is 0.
+
+Strategies: ``small only`` and ``large only`` (the two single models), ``invalid only`` (a
+validation fallback without any threshold: escalate exactly the invalid answers and failed
+calls) and ``threshold`` rows, one per t.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slmbench.errors import InputError
+
+SWEEP = tuple(round(i * 0.05, 2) for i in range(21))  # 0.0, 0.05, ..., 1.0
+FEW_CONFIDENCES = 50  # a sweep adds every distinct confidence when there are at most this many
+DEFAULT_THRESHOLD = 0.85
+SHOW_IDS = 5
+STRATEGIES = ("small only", "large only", "invalid only", "threshold")
+CSV_FIELDS = ["strategy", "threshold", "n_items", "n_escalated", "escalated_share",
+              "n_correct", "accuracy", "gap_recovered", "priced", "total_usd",
+              "usd_per_1k_items", "usd_per_correct", "correct_per_usd"]
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+
+
+@dataclass
+class Side:
+    """One model's stored rows of one task, with each row's cost as its run's summary has it."""
+
+    role: str                      # small | large
+    run_path: Path
+    run_id: str
+    model: str
+    task: str
+    kind: str
+    rows: dict[str, dict[str, Any]]
+    costs: dict[str, float | None]
+    pricing: dict[str, Any]
+    price_date: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def priced(self) -> bool:
+        return bool(self.costs) and all(c is not None for c in self.costs.values())
+
+    @property
+    def label(self) -> str:
+        return f"{self.run_path}:{self.model}"
+
+
+@dataclass
+class CascadeInput:
+    task: str
+    kind: str
+    small: Side
+    large: Side
+    ids: list[str]
+
+
+def parse_run_model(text: str, field_: str) -> tuple[Path, str | None]:
+    """``RUN:MODEL`` → (run folder, model id). Model ids hold ':' too (``baseline:tfidf-logreg``),
+    so the run is the shortest prefix before a ':' that is a folder; a bare ``RUN`` folder is
+    accepted when its run holds a single model."""
+    raw = str(text).strip()
+    for i, ch in enumerate(raw):
+        if ch == ":" and i > 0 and Path(raw[:i]).is_dir():
+            return Path(raw[:i]), raw[i + 1:].strip() or None
+    if raw and Path(raw).is_dir():
+        return Path(raw), None
+    raise InputError("expected RUN:MODEL with RUN a run folder, e.g. "
+                     "results/abc:openai/gpt-5.4-mini", field=field_, value=text)
+
+
+def _first(ids: Sequence[str]) -> str:
+    return ", ".join(ids[:SHOW_IDS]) + (", …" if len(ids) > SHOW_IDS else "")
+
+
+def _match_model(models: Iterable[str], wanted: str | None, run_path: Path, field_: str) -> str:
+    known = sorted(set(models))
+    if not known:
+        raise InputError("the run holds no result rows", file=run_path, field=field_)
+    if wanted is None:
+        if len(known) == 1:
+            return known[0]
+        raise InputError(f"the run holds several models, name one as RUN:MODEL (models: "
+                         f"{', '.join(known)})", file=run_path, field=field_)
+    if wanted in known:
+        return wanted
+    # a model id given with its settings (…?api_base=…) matches the stored name without them
+    same = [m for m in known if m.partition("?")[0] == wanted.partition("?")[0]]
+    if len(same) == 1:
+        return same[0]
+    raise InputError(f"no such model in the run (models: {', '.join(known)})", file=run_path,
+                     field=field_, value=wanted)
+
+
+def _open(spec: Any, model: str | None, field_: str) -> tuple[Any, str, list[dict[str, Any]]]:
+    """(RunDir, model, its rows) for a run folder/RunDir and an optional model id."""
+    from slmbench.store import RunDir, open_run
+
+    run = spec if isinstance(spec, RunDir) else open_run(spec)
+    rows = run.rows()
+    name = _match_model({r["model"] for r in rows}, model, run.path, field_)
+    return run, name, [r for r in rows if r["model"] == name]
+
+
+def _side(role: str, run: Any, model: str, task: str, rows: list[dict[str, Any]]) -> Side:
+    from slmbench.pricing.run_costs import RunCoster
+    from slmbench.scoring.calibration import check_confidence
+    from slmbench.store.summary import group_rows, pricing_from_manifest
+
+    manifest = run.read_manifest()
+    coster = RunCoster(pricing_from_manifest(manifest), manifest.get("started_at"))
+    group = group_rows(rows)[(task, model)]
+    timings = [t for t in manifest.get("timings", [])
+               if t.get("task") == task and t.get("model") == model]
+    costs, basis = coster.item_costs_and_basis(model, manifest.get("models", {}).get(model, {}),
+                                               group, timings)
+    for r in group:
+        check_confidence(r.get("confidence"), f"{run.path}: {role} item {r['item_id']}")
+    kind = (manifest.get("tasks", {}).get(task) or {}).get("kind") or group[0].get("kind") or "?"
+    return Side(role=role, run_path=run.path, run_id=run.run_id, model=model, task=task,
+                kind=kind, rows={str(r["item_id"]): r for r in group},
+                costs={str(r["item_id"]): c for r, c in zip(group, costs, strict=True)},
+                pricing=basis, price_date=coster.on.isoformat(), warnings=list(coster.warnings))
+
+
+def load_cascade(small_run: Any, small_model: str | None, large_run: Any,
+                 large_model: str | None, task: str | None = None) -> CascadeInput:
+    """Both sides of a cascade from stored runs; InputError unless they cover the same items."""
+    s_run, s_model, s_rows = _open(small_run, small_model, "--small")
+    l_run, l_model, l_rows = _open(large_run, large_model, "--large")
+    s_tasks, l_tasks = {r["task"] for r in s_rows}, {r["task"] for r in l_rows}
+    shared = sorted(s_tasks & l_tasks)
+    if task is not None:
+        if task not in shared:
+            raise InputError(f"the task must hold rows of both models (small: "
+                             f"{', '.join(sorted(s_tasks))}; large: "
+                             f"{', '.join(sorted(l_tasks))})", field="--task", value=task)
+    elif len(shared) == 1:
+        task = shared[0]
+    elif not shared:
+        raise InputError(f"the two models share no task (small: {', '.join(sorted(s_tasks))}; "
+                         f"large: {', '.join(sorted(l_tasks))})", field="--large")
+    else:
+        raise InputError(f"the runs share several tasks, pick one with --task "
+                         f"({', '.join(shared)})", field="--task")
+    small = _side("small", s_run, s_model, task, [r for r in s_rows if r["task"] == task])
+    large = _side("large", l_run, l_model, task, [r for r in l_rows if r["task"] == task])
+    only_small = sorted(set(small.rows) - set(large.rows))
+    only_large = sorted(set(large.rows) - set(small.rows))
+    if only_small or only_large:
+        parts = []
+        if only_small:
+            parts.append(f"{len(only_small)} missing from the large run ({_first(only_small)})")
+        if only_large:
+            parts.append(f"{len(only_large)} missing from the small run ({_first(only_large)})")
+        raise InputError(f"task {task}: the two runs do not cover the same items: "
+                         + "; ".join(parts) + " — a cascade needs both answers for every item",
+                         field="--large")
+    ids = sorted(small.rows)
+    differ = [i for i in ids if small.rows[i].get("gold") != large.rows[i].get("gold")]
+    if differ:
+        raise InputError(f"task {task}: the runs disagree on the gold answer of {len(differ)} "
+                         f"items ({_first(differ)}), so they are not the same dataset",
+                         field="--large")
+    return CascadeInput(task=task, kind=small.kind, small=small, large=large, ids=ids)
+
+
+# ---------------------------------------------------------------------------------------------
+# simulation
+
+
+def sweep_thresholds(confidences: Iterable[float | None], few: int = FEW_CONFIDENCES
+                     ) -> list[float]:
+    """0.0, 0.05, …, 1.0, plus every distinct confidence when there are at most ``few``: a
+    threshold equal to a confidence is where that item stops being escalated."""
+    distinct = {float(c) for c in confidences if c is not None}
+    points = set(SWEEP) | (distinct if len(distinct) <= few else set())
+    return sorted(points)
+
+
+def check_threshold(value: Any, field_: str = "--threshold") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or not 0 <= value <= 1:
+        raise InputError("a threshold is a confidence between 0 and 1", field=field_,
+                         value=value)
+    return float(value)
+
+
+def _is_unusable(row: dict[str, Any]) -> bool:
+    return bool(row.get("invalid")) or bool(row.get("error"))
+
+
+def _outcome(inp: CascadeInput, strategy: str, threshold: float | None,
+             escalate: dict[str, bool], *, small_cost: bool = True) -> dict[str, Any]:
+    from slmbench.pricing.cost import summarize_costs
+
+    n = len(inp.ids)
+    costs: list[float | None] = []
+    n_correct = 0
+    for i in inp.ids:
+        up = escalate[i]
+        n_correct += bool((inp.large if up else inp.small).rows[i].get("correct"))
+        sc = inp.small.costs[i] if small_cost else 0.0
+        lc = inp.large.costs[i] if up else 0.0
+        costs.append(None if sc is None or lc is None else sc + lc)
+    priced = inp.small.priced and inp.large.priced
+    if strategy == "small only":
+        priced = inp.small.priced
+    elif strategy == "large only":
+        priced = inp.large.priced
+    money = summarize_costs(costs if priced else [None] * n, n_correct)
+    n_esc = sum(escalate.values())
+    return {
+        "strategy": strategy, "threshold": threshold, "n_items": n, "n_escalated": n_esc,
+        "escalated_share": n_esc / n if n else None, "n_correct": n_correct,
+        "accuracy": n_correct / n if n else None, "gap_recovered": None,
+        "priced": money["priced"], "total_usd": money["total_usd"],
+        "usd_per_1k_items": money["usd_per_1k_items"],
+        "usd_per_correct": money["usd_per_correct"], "correct_per_usd": money["correct_per_usd"],
+    }
+
+
+def simulate(inp: CascadeInput, thresholds: Iterable[float] = (DEFAULT_THRESHOLD,),
+             escalate_invalid: bool = True) -> list[dict[str, Any]]:
+    """Rows: small only, large only, invalid only, then one per threshold (ascending)."""
+    ts = sorted({check_threshold(t) for t in thresholds})
+    small = inp.small.rows
+    conf = {i: small[i].get("confidence") for i in inp.ids}
+    out = [
+        _outcome(inp, "small only", None, dict.fromkeys(inp.ids, False)),
+        _outcome(inp, "large only", None, dict.fromkeys(inp.ids, True), small_cost=False),
+        _outcome(inp, "invalid only", None, {i: _is_unusable(small[i]) for i in inp.ids}),
+    ]
+    for t in ts:
+        out.append(_outcome(inp, "threshold", t, {
+            i: conf[i] is None or conf[i] < t or (escalate_invalid and _is_unusable(small[i]))
+            for i in inp.ids}))
+    n_small, n_large = out[0]["n_correct"], out[1]["n_correct"]
+    for row in out:
+        if n_large != n_small:
+            # + 0.0 turns the -0.0 of a negative gap into 0.0
+            row["gap_recovered"] = (row["n_correct"] - n_small) / (n_large - n_small) + 0.0
+    return out
+
+
+def simulate_cascade(small_run: Any, small_model: str | None, large_run: Any,
+                     large_model: str | None, task: str | None = None,
+                     thresholds: Iterable[float] | str = "sweep",
+                     escalate_invalid: bool = True) -> list[dict[str, Any]]:
+    """Simulate a small → large cascade from two stored runs (folders or RunDirs).
+
+    ``thresholds``: confidences, or ``"sweep"`` for :func:`sweep_thresholds` of the small
+    model's confidences. Returns the rows of :func:`simulate` (module docstring).
+    """
+    inp = load_cascade(small_run, small_model, large_run, large_model, task)
+    if isinstance(thresholds, str):
+        if thresholds != "sweep":
+            raise InputError("thresholds are numbers or 'sweep'", field="thresholds",
+                             value=thresholds)
+        thresholds = sweep_thresholds(r.get("confidence") for r in inp.small.rows.values())
+    return simulate(inp, thresholds, escalate_invalid)
+
+
+# ---------------------------------------------------------------------------------------------
+# target
+
+
+@dataclass
+class Pick:
+    target: float
+    row: dict[str, Any] | None
+    message: str
+
+
+def pick_threshold(rows: Sequence[dict[str, Any]], target_accuracy: float | None = None,
+                   target_share_of_large: float | None = None) -> Pick:
+    """The cheapest threshold row whose accuracy reaches the target (ties: fewer escalations,
+    then the lower threshold). Unpriced: the one with the fewest escalations.
+
+    ``target_accuracy`` is absolute; ``target_share_of_large`` is a share of the large model's
+    accuracy (0.95 = 95 % of it). Exactly one must be given.
+    """
+    if (target_accuracy is None) == (target_share_of_large is None):
+        raise InputError("give one of --target-accuracy and --target-share-of-large",
+                         field="--target-accuracy")
+    large = next(r for r in rows if r["strategy"] == "large only")
+    if target_accuracy is not None:
+        target = target_accuracy
+        what = f"accuracy {target:.1%}"
+    else:
+        target = (target_share_of_large or 0.0) * (large["accuracy"] or 0.0)
+        what = (f"{target_share_of_large:.0%} of the large model's accuracy "
+                f"({large['accuracy']:.1%}) = {target:.1%}")
+    candidates = [r for r in rows if r["strategy"] == "threshold"]
+    reached = [r for r in candidates if (r["accuracy"] or 0.0) >= target - 1e-12]
+    if not reached:
+        best = max(candidates, key=lambda r: (r["accuracy"] or 0.0, -r["n_escalated"]),
+                   default=None)
+        tail = (f"; the best is t = {best['threshold']:g} with {best['accuracy']:.1%}"
+                if best else "")
+        return Pick(target, None, f"no threshold reaches {what}{tail}")
+    priced = all(r["priced"] for r in reached)
+    if priced:
+        row = min(reached, key=lambda r: (r["total_usd"], r["n_escalated"], r["threshold"]))
+    else:
+        row = min(reached, key=lambda r: (r["n_escalated"], r["threshold"]))
+    text = (f"cheapest threshold reaching {what}: t = {row['threshold']:g} — accuracy "
+            f"{row['accuracy']:.1%}, {row['escalated_share']:.1%} escalated")
+    if priced:
+        text += f", {_money(row['usd_per_1k_items'])} per 1k items"
+        if large["priced"] and large["usd_per_1k_items"]:
+            text += (f" ({row['usd_per_1k_items'] / large['usd_per_1k_items']:.1%} of the "
+                     "large model alone)")
+    else:
+        text += " (unpriced: picked by the fewest escalations)"
+    return Pick(target, row, text)
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+
+
+def _money(value: float | None) -> str:
+    from slmbench.reports.leaderboard import _usd
+
+    return "–" if value is None else _usd(value)
+
+
+def _cells(row: dict[str, Any]) -> list[str]:
+    def usd(key: str) -> str:
+        return "unpriced" if not row["priced"] else _money(row[key])
+
+    gap = row["gap_recovered"]
+    return [row["strategy"], "–" if row["threshold"] is None else f"{row['threshold']:g}",
+            f"{row['escalated_share']:.1%}", f"{row['accuracy']:.1%}",
+            "–" if gap is None else f"{gap:.1%}", usd("total_usd"), usd("usd_per_1k_items"),
+            usd("usd_per_correct")]
+
+
+HEAD = ["strategy", "threshold", "escalated", "accuracy", "gap recovered", "$ total",
+        "$/1k items", "$/correct"]
+
+
+def describe(inp: CascadeInput, escalate_invalid: bool) -> list[str]:
+    """Header lines: the task, both sides with their accuracy, cost and calibration."""
+    from slmbench.scoring.calibration import calibration_metrics
+
+    lines = [f"cascade on task {inp.task} ({inp.kind}), {len(inp.ids)} items"]
+    for side in (inp.small, inp.large):
+        rows = list(side.rows.values())
+        acc = sum(bool(r.get("correct")) for r in rows) / len(rows)
+        cal = calibration_metrics(rows)
+        cost = (_money(math.fsum(side.costs.values()) / len(rows) * 1000) + " per 1k items"
+                if side.priced else "unpriced")
+        conf = (f"confidence on {cal['n_confidence']} of {len(rows)} items"
+                + (f" ({', '.join(cal['confidence_sources'])}), ECE {cal['ece']:.3f}"
+                   if cal["ece"] is not None else ""))
+        lines.append(f"{side.role}: {side.label} — accuracy {acc:.1%}, {cost} (prices as of "
+                     f"{side.price_date}), {conf}")
+    lines.append("escalated: confidence below the threshold or null"
+                 + (", invalid answers and failed calls" if escalate_invalid else ""))
+    if not any(r.get("confidence") is not None for r in inp.small.rows.values()):
+        lines.append("note: the small model stored no confidence, so every threshold "
+                     "escalates every item; only 'invalid only' is a real cascade")
+    return lines
+
+
+def warnings(inp: CascadeInput) -> list[str]:
+    out: list[str] = []
+    for w in inp.small.warnings + inp.large.warnings:
+        if w not in out:
+            out.append(w)
+    return out
+
+
+def render_terminal(rows: Sequence[dict[str, Any]], console: Any = None,
+                    pick: Pick | None = None, title: str = "cascade") -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=title)
+    for i, h in enumerate(HEAD):
+        table.add_column(h, justify="left" if i == 0 else "right")
+    for row in rows:
+        chosen = pick is not None and pick.row is row
+        table.add_row(*_cells(row), style="bold green" if chosen else None)
+    console.print(table)
+
+
+def render_text(rows: Sequence[dict[str, Any]], pick: Pick | None = None, width: int = 200
+                ) -> str:
+    from rich.console import Console
+
+    buf = io.StringIO()
+    render_terminal(rows, Console(file=buf, width=width, color_system=None,
+                                  force_terminal=False), pick)
+    return buf.getvalue()
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    path = Path(path)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row[k] is None else row[k] for k in CSV_FIELDS})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    return path
+
+
+def plot_cascade(rows: Sequence[dict[str, Any]], out: str | Path, inp: CascadeInput,
+                 pick: Pick | None = None) -> Path:
+    """Accuracy against $ per 1k items: the threshold sweep as a line, the two single models
+    and the invalid-only fallback as labelled points (needs matplotlib)."""
+    from slmbench.reports.plot import _matplotlib, log_cost_limits, plot_format, usd_axis
+
+    out = Path(out)
+    fmt = plot_format(out, "--plot")
+    placed = [r for r in rows if r["priced"] and (r["usd_per_1k_items"] or 0) > 0]
+    if not any(r["strategy"] == "threshold" for r in placed):
+        raise InputError("the cascade's $ figures are unpriced (or $0), so it cannot be drawn "
+                         "on a cost axis; the table still holds its accuracy", field="--plot",
+                         value=str(out))
+    matplotlib = _matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig = Figure(figsize=(9.0, 5.2), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
+        usd_axis(ax)
+        lo_x, hi_x = log_cost_limits([r["usd_per_1k_items"] for r in placed])
+        ax.set_xlim(lo_x, hi_x)
+        # thresholds with the same outcome are one point, labelled with the lowest of them
+        sweep: list[dict[str, Any]] = []
+        for r in sorted((r for r in placed if r["strategy"] == "threshold"),
+                        key=lambda r: r["threshold"]):
+            if not sweep or (r["n_escalated"], r["n_correct"]) != (sweep[-1]["n_escalated"],
+                                                                   sweep[-1]["n_correct"]):
+                sweep.append(r)
+        ax.plot([r["usd_per_1k_items"] for r in sweep], [r["accuracy"] * 100 for r in sweep],
+                "o-", color="tab:blue", markersize=4, linewidth=1.2, alpha=0.85, zorder=2,
+                label="cascade, one point per threshold")
+        step = max(1, math.ceil(len(sweep) / 8))
+        for k, r in enumerate(sweep):
+            if k % step == 0:  # the last point sits at the large model's marker anyway
+                ax.annotate(f"t={r['threshold']:.2f}", (r["usd_per_1k_items"],
+                                                        r["accuracy"] * 100),
+                            xytext=(4, -11 if k // step % 2 == 0 else 6),
+                            textcoords="offset points", fontsize=7, color="tab:blue")
+        marks = {"small only": ("s", "tab:orange", f"small: {inp.small.model}"),
+                 "large only": ("D", "tab:red", f"large: {inp.large.model}"),
+                 "invalid only": ("^", "tab:gray", "escalate invalid answers only")}
+        for r in placed:
+            if r["strategy"] in marks:
+                marker, color, label = marks[r["strategy"]]
+                ax.plot([r["usd_per_1k_items"]], [r["accuracy"] * 100], marker, color=color,
+                        markersize=8, zorder=3, label=label)
+        if pick is not None and pick.row is not None and pick.row in placed:
+            r = pick.row
+            ax.plot([r["usd_per_1k_items"]], [r["accuracy"] * 100], "o", markersize=14,
+                    markerfacecolor="none", markeredgecolor="tab:green", markeredgewidth=2,
+                    zorder=4, label=f"picked: t={r['threshold']:g}")
+            ax.axhline(pick.target * 100, color="tab:green", linestyle=":", linewidth=1,
+                       label=f"target {pick.target:.1%}")
+        ax.set_ylim(-2, 105)
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(loc="lower right", fontsize=8)
+        left_out = [r for r in rows if r not in placed]
+        if left_out:
+            ax.text(1.02, 1.0, "Not on the cost axis:\n" + "\n".join(
+                f"{r['strategy']}" + (f" t={r['threshold']:g}" if r["threshold"] is not None
+                                      else "")
+                + (" (unpriced)" if not r["priced"] else " ($0)") for r in left_out),
+                transform=ax.transAxes, va="top", ha="left", fontsize=8,
+                bbox={"boxstyle": "round", "facecolor": "#fff8e1", "edgecolor": "#c9a227"})
+        fig.suptitle(f"slmbench · cascade {inp.small.model} → {inp.large.model} · task "
+                     f"{inp.task} · prices as of {inp.small.price_date}", fontsize=10)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, format=fmt, dpi=150)
+    return out
