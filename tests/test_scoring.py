@@ -97,3 +97,18 @@ def test_extraction_metrics_over_field_value_pairs():
         {"precision": 0.5, "recall": 0.5, "f1": 0.5, "tp": 1, "fp": 1, "fn": 1})
     assert m["exact_match"] == 0.0
     assert m["json_valid_rate"] == 0.5
+
+
+def test_binomial_bootstrap_matches_the_index_bootstrap_distribution():
+    """The O(1)-memory bootstrap draws from the same distribution as resampling indices."""
+    import numpy as np
+
+    correct = [True] * 37 + [False] * 13
+    rng = np.random.default_rng(123)
+    values = np.asarray(correct, dtype=float)
+    classic = values[rng.integers(0, 50, size=(20000, 50))].mean(axis=1)
+    lo, hi = bootstrap_ci(correct, seed=5, n_resamples=20000)
+    assert lo == pytest.approx(np.quantile(classic, 0.025), abs=0.021)
+    assert hi == pytest.approx(np.quantile(classic, 0.975), abs=0.021)
+    big = bootstrap_ci([True, False, True, True] * 250_000)  # a million items, no big matrix
+    assert big[0] < 0.75 < big[1] and big[1] - big[0] < 0.002

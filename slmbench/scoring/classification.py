@@ -14,8 +14,8 @@ from slmbench.scoring.bootstrap import bootstrap_ci
 
 def classification_metrics(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str],
                            *, seed: int = 0) -> dict[str, Any]:
+    import numpy as np
     from sklearn.metrics import (
-        accuracy_score,
         confusion_matrix,
         f1_score,
         precision_recall_fscore_support,
@@ -27,9 +27,16 @@ def classification_metrics(gold: Sequence[str], pred: Sequence[str], labels: Seq
         return {"n": 0, "accuracy": None, "accuracy_ci": None, "macro_f1": None,
                 "weighted_f1": None, "per_class": {}, "confusion": {"labels": labels,
                                                                      "matrix": []}}
+    # sklearn is slow on object arrays of strings: code labels as ints (-1: not a label, e.g.
+    # an invalid answer or a failed call), which gives identical figures many times faster.
+    index = {lab: i for i, lab in enumerate(labels)}
+    y_true = np.fromiter((index.get(g, -1) for g in gold), dtype=np.int64, count=n)
+    y_pred = np.fromiter((index.get(p, -1) for p in pred), dtype=np.int64, count=n)
+    codes = list(range(len(labels)))
     correct = [g == p for g, p in zip(gold, pred, strict=True)]
-    present = [lab for lab in labels if lab in set(gold) or lab in set(pred)]
-    p, r, f, s = precision_recall_fscore_support(gold, pred, labels=labels, average=None,
+    seen = set(np.unique(y_true).tolist()) | set(np.unique(y_pred).tolist())
+    present = [i for i in codes if i in seen]
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=codes, average=None,
                                                  zero_division=0)
     per_class = {
         lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
@@ -38,17 +45,17 @@ def classification_metrics(gold: Sequence[str], pred: Sequence[str], labels: Seq
     }
     return {
         "n": n,
-        "accuracy": float(accuracy_score(gold, pred)),
+        "accuracy": sum(correct) / n,
         "accuracy_ci": bootstrap_ci(correct, seed=seed),
         # macro over the labels that occur in gold or predictions: a label absent from both
         # carries no evidence and would drag the mean to 0 on small samples.
-        "macro_f1": float(f1_score(gold, pred, labels=present, average="macro",
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro",
                                    zero_division=0)),
-        "weighted_f1": float(f1_score(gold, pred, labels=labels, average="weighted",
+        "weighted_f1": float(f1_score(y_true, y_pred, labels=codes, average="weighted",
                                       zero_division=0)),
         "per_class": per_class,
         "confusion": {"labels": labels,
-                      "matrix": confusion_matrix(gold, pred, labels=labels).tolist()},
+                      "matrix": confusion_matrix(y_true, y_pred, labels=codes).tolist()},
     }
 
 

@@ -19,6 +19,9 @@ SUMMARY = "summary.json"
 MANIFEST = "manifest.json"
 
 
+KEY_FIELDS = frozenset({"task", "model", "item_id"})
+
+
 def row_key(row: dict[str, Any]) -> tuple[str, str, str]:
     return (row["task"], row["model"], str(row["item_id"]))
 
@@ -55,10 +58,16 @@ class RunDir:
             return iter(())
         return iter_jsonl(self.items_path, self.read_report)
 
-    def rows(self) -> list[dict[str, Any]]:
-        """Rows deduplicated by (task, model, item): a later row (a retry on resume) wins."""
+    def rows(self, fields: frozenset[str] | None = None) -> list[dict[str, Any]]:
+        """Rows deduplicated by (task, model, item): a later row (a retry on resume) wins.
+
+        ``fields`` keeps only those keys (plus the row key): summaries of a million rows do not
+        need the input and output texts, which are most of a row's memory.
+        """
         latest: dict[tuple[str, str, str], dict[str, Any]] = {}
         for row in self.iter_rows():
+            if fields is not None:
+                row = {k: v for k, v in row.items() if k in fields or k in KEY_FIELDS}
             latest[row_key(row)] = row
         return list(latest.values())
 

@@ -18,6 +18,14 @@ from slmbench.store.run_dir import RunDir
 from slmbench.tasks.spec import FieldSpec
 
 
+# what scoring, timing and costing read from a row (texts stay on disk)
+SUMMARY_FIELDS = frozenset({
+    "kind", "gold", "answer", "routed", "correct", "invalid", "error", "latency_s",
+    "tokens_in", "tokens_out", "token_source", "cached_tokens_in", "confidence",
+    "confidence_source", "cached",
+})
+
+
 def _quantile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -63,7 +71,7 @@ def build_summary(run: RunDir, pricing: PricingOptions | None = None) -> dict[st
     manifest = run.read_manifest()
     seed = int(manifest.get("seed", 0))
     coster = RunCoster(pricing or pricing_from_manifest(manifest), manifest.get("started_at"))
-    rows = run.rows()
+    rows = run.rows(SUMMARY_FIELDS)
     timings: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for t in manifest.get("timings", []):
         timings[(t["task"], t["model"])].append(t)
