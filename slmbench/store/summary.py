@@ -17,7 +17,6 @@ from slmbench.store.manifest import now_iso
 from slmbench.store.run_dir import RunDir
 from slmbench.tasks.spec import FieldSpec
 
-
 # what scoring, timing and costing read from a row (texts stay on disk)
 SUMMARY_FIELDS = frozenset({
     "kind", "gold", "answer", "routed", "correct", "invalid", "error", "latency_s",
