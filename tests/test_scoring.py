@@ -112,3 +112,12 @@ def test_binomial_bootstrap_matches_the_index_bootstrap_distribution():
     assert hi == pytest.approx(np.quantile(classic, 0.975), abs=0.021)
     big = bootstrap_ci([True, False, True, True] * 250_000)  # a million items, no big matrix
     assert big[0] < 0.75 < big[1] and big[1] - big[0] < 0.002
+
+
+def test_templates_substitute_names_only():
+    """A template cannot reach attributes, indexes or code: only {name} is replaced."""
+    from slmbench.tasks.prompts import fill
+
+    hostile = "{text} {text.__class__} {text[0]} {labels!r} {__import__} {0}"
+    out = fill(hostile, {"text": "hi", "labels": "a"})
+    assert out == "hi {text.__class__} {text[0]} {labels!r} {__import__} {0}"
