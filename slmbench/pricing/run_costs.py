@@ -36,6 +36,16 @@ class PricingOptions:
     volume_per_day: float | None = None
 
 
+def shown_path(path: str) -> str:
+    """Bundled sheets as ``pricing/...`` (the same on every machine); the user's as given."""
+    from slmbench.paths import REPO_ROOT
+
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def parse_price_date(value: str | None, fallback: str | None = None) -> dt.date:
     text = value or (fallback or dt.date.today().isoformat())[:10]
     try:
@@ -70,7 +80,8 @@ class RunCoster:
 
     def provenance(self) -> dict[str, Any]:
         return {"price_date": self.on.isoformat(),
-                "sheets": [{"path": p, "sha256": s} for p, s in self.book.sheets_used]}
+                "sheets": [{"path": shown_path(p), "sha256": s}
+                           for p, s in self.book.sheets_used]}
 
     def item_costs_and_basis(self, model: str, model_info: dict[str, Any],
                              rows: Sequence[dict[str, Any]], timings: Sequence[dict[str, Any]]
@@ -119,7 +130,8 @@ class RunCoster:
                        "cached_input_per_1m": price.cached_input,
                        "effective_from": price.effective_from.isoformat(),
                        "retrieved": price.retrieved.isoformat(),
-                       "sheet": price.sheet_path, "sheet_sha256": price.sheet_sha256}
+                       "sheet": shown_path(price.sheet_path),
+                       "sheet_sha256": price.sheet_sha256}
 
     def _hourly(self, model: str, model_info: dict[str, Any], rows: Sequence[dict[str, Any]],
                 timings: Sequence[dict[str, Any]]) -> tuple[list[float | None], dict[str, Any]]:
@@ -141,7 +153,8 @@ class RunCoster:
             usd_per_hour = rate.usd_per_hour
             rate_info = {"hardware": rate.id, "usd_per_hour": usd_per_hour,
                          "effective_from": rate.effective_from.isoformat(),
-                         "sheet": rate.sheet_path, "sheet_sha256": rate.sheet_sha256}
+                         "sheet": shown_path(rate.sheet_path),
+                         "sheet_sha256": rate.sheet_sha256}
         latency_sum = sum(t.get("latency_sum_s", 0.0) for t in timings)
         wall = sum(t.get("wall_s", 0.0) for t in timings)
         concurrency = latency_sum / wall if wall > 0 and latency_sum > 0 else 1.0
