@@ -44,8 +44,10 @@ class InputError(SlmbenchError):
             parts.append(f"field '{field}'")
         if value is not ...:
             parts.append(f"value {_short(value)}")
-        where = ": ".join([", ".join(parts)]) if parts else ""
-        super().__init__(f"{where}: {message}" if where else message)
+        where = ", ".join(parts)
+        text = f"{where}: {message}" if where else message
+        # one line, always: user data (a YAML key, a file name) may hold line breaks
+        super().__init__(text.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 class ModelCallError(SlmbenchError):
