@@ -15,6 +15,15 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Fuzz tests draw the same examples on every run (a CI failure is reproducible); set
+# SLMBENCH_FUZZ=explore to let hypothesis search new inputs.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+_hypothesis_settings.register_profile("explore")
+_hypothesis_settings.load_profile(
+    "explore" if os.environ.get("SLMBENCH_FUZZ") == "explore" else "repeatable")
 BUNDLED_TASKS = REPO / "tasks"
 
 
