@@ -7,32 +7,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLED_TASKS, run_cli
+from conftest import BUNDLED_TASKS, gold_answerer, run_cli
 from fakeserver import FakeOpenAIServer, count_completion_tokens, count_prompt_tokens
 
 from slmbench.pricing.run_costs import PricingOptions
 from slmbench.reports.reprice import reprice_run
 from slmbench.runner.run import RunOptions, run_benchmark
-from slmbench.tasks import build_messages, load_items, load_task
-
-
-def _gold_answerer(task_path: Path):
-    """A fake model that answers the gold label for items with an even index, else a wrong one."""
-    task = load_items(load_task(task_path))
-    gold = {build_messages(task.spec, it.text)[-1]["content"]: it.gold for it in task.items}
-    order = {text: i for i, text in enumerate(gold)}
-    wrong = task.spec.choices
-
-    def answer(body: dict) -> str:
-        prompt = body["messages"][-1]["content"]
-        right = gold[prompt]
-        return right if order[prompt] % 2 == 0 else next(c for c in wrong if c != right)
-
-    return task, answer
+from slmbench.tasks import build_messages
 
 
 def test_api_run_is_priced_from_the_sheet_in_effect(tmp_path):
-    task, answer = _gold_answerer(BUNDLED_TASKS / "support_routing.yaml")
+    task, answer = gold_answerer(BUNDLED_TASKS / "support_routing.yaml", wrong_every=2)
     with FakeOpenAIServer(answer) as server:
         model = f"openai/gpt-5.4-nano?api_base={server.base_url}"
         result = run_benchmark([BUNDLED_TASKS / "support_routing.yaml"], [model],
@@ -65,7 +50,7 @@ def test_api_run_is_priced_from_the_sheet_in_effect(tmp_path):
 
 def test_unpriced_model_says_so_and_others_keep_their_figures(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")
-    _, answer = _gold_answerer(BUNDLED_TASKS / "support_routing.yaml")
+    _, answer = gold_answerer(BUNDLED_TASKS / "support_routing.yaml", wrong_every=2)
     with FakeOpenAIServer(answer) as server:
         code, out, err = run_cli(
             ["run", str(BUNDLED_TASKS / "support_routing.yaml"),

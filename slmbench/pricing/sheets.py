@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -865,6 +865,9 @@ def _as_date(on: Any) -> _dt.date:
     raise InputError("must be a date in ISO form YYYY-MM-DD", field="date", value=on)
 
 
+_Dated = TypeVar("_Dated", TokenPrice, HourlyRate)
+
+
 class PriceBook:
     """All loaded prices, answering "what did model X cost on date D?"."""
 
@@ -913,17 +916,7 @@ class PriceBook:
 
     def lookup(self, model_id: str, on: _dt.date) -> TokenPrice | None:
         """The price in effect for ``model_id`` on date ``on``; ``None`` means unpriced."""
-        day = _as_date(on)
-        best: TokenPrice | None = None
-        for r in self.candidates(model_id):
-            if r.effective_from <= day and (
-                best is None or (r.effective_from, r.dir_index) >= (best.effective_from,
-                                                                    best.dir_index)
-            ):
-                best = r
-        if best is not None:
-            self._note_use(best.sheet_path)
-        return best
+        return self._in_effect(self.candidates(model_id), on)
 
     def is_overridden(self, price: TokenPrice) -> bool:
         """True when a later directory prices the same model at the same effective_from."""
@@ -944,16 +937,16 @@ class PriceBook:
 
     def hardware(self, machine_id: str, on: _dt.date) -> HourlyRate | None:
         """The hourly rate in effect for ``machine_id`` on ``on``; ``None`` means unpriced."""
+        return self._in_effect(self.hardware_candidates(machine_id), on)
+
+    def _in_effect(self, rows: Sequence[_Dated], on: _dt.date) -> _Dated | None:
+        """The row of the latest sheet in effect on ``on`` (a later --pricing dir wins a tie)."""
         day = _as_date(on)
-        best: HourlyRate | None = None
-        for r in self.hardware_candidates(machine_id):
-            if r.effective_from <= day and (
-                best is None or (r.effective_from, r.dir_index) >= (best.effective_from,
-                                                                    best.dir_index)
-            ):
-                best = r
-        if best is not None:
-            self._note_use(best.sheet_path)
+        live = [r for r in rows if r.effective_from <= day]
+        if not live:
+            return None
+        best = max(live, key=lambda r: (r.effective_from, r.dir_index))
+        self._note_use(best.sheet_path)
         return best
 
     def machines(self) -> list[str]:
