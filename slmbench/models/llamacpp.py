@@ -240,10 +240,16 @@ class LlamaCppModel(Model):
             if tok == eos and node.label is not None and tok not in node.children:
                 break
             node = node.children[tok]
-            out_tokens += 1
+            path = [tok]
+            # where only one continuation is left it is forced (renormalised probability 1):
+            # take it without a model step; evaluate it only if a branch follows
+            while node.label is None and len(node.children) == 1:
+                forced, node = next(iter(node.children.items()))
+                path.append(forced)
+            out_tokens += len(path)
             if not node.children:
                 break
-            llm.eval([tok])
+            llm.eval(path)
         return Completion(
             text=node.label or "", latency_s=0.0, tokens_in=len(tokens), tokens_out=out_tokens,
             token_source="gguf", confidence=confidence, confidence_source="label-logprob",
