@@ -11,15 +11,17 @@ Compares, on N chat calls (default 2,000) at concurrency 32 against ``tests/fake
   (d) slmbench  the same with ``use_cache=False`` (no SQLite response cache), when the installed
                 slmbench has that option
 
-All three send the same messages (built by slmbench for the task) with the same call
+All variants send the same messages (built by slmbench for the task) with the same call
 arguments slmbench uses. Printed per variant: items/s and client CPU seconds per call
 (``time.process_time()`` delta of this process, all threads, measured until litellm's
 background logging work has drained). Then the ratio slmbench / best bare loop (target: overhead
 <= 10 %, i.e. ratio >= 0.9). Variants alternate over ``--rounds`` rounds; medians are reported.
 Imports and a warm-up are done before timing (litellm's import alone takes seconds).
 
-``--flags`` then measures per-call client CPU of the threaded loop (b) with litellm switches on,
-side by side with the defaults (``turn_off_message_logging``, ``disable_end_user_cost_tracking``,
+``--flags`` then measures per-call client CPU of litellm.completion (by default sequential calls
+in one worker thread against a zero-delay server, which is far less noisy than the 32-thread loop;
+``--flags-mode threaded`` uses loop (b)) with litellm switches on, side by side with the defaults
+(``turn_off_message_logging``, ``disable_end_user_cost_tracking``,
 ``disable_token_counter``, ``logging``, empty callback lists, the ``no-log`` call kwarg, custom
 zero prices, a model name litellm's cost map knows, a per-thread asyncio event loop, and, as a
 diagnostic monkeypatch, no success handler at all), and ``--profile FILE`` writes a pyinstrument
@@ -287,28 +289,57 @@ def thread_event_loop() -> None:
     asyncio.set_event_loop(asyncio.new_event_loop())
 
 
-def measure_flags(litellm: Any, messages: list, base: str, concurrency: int, rounds: int
-                  ) -> list[tuple[str, float, float]]:
+def run_sequential(litellm: Any, messages: list, base: str, extra: dict | None = None,
+                   initializer=None) -> tuple[float, float, int]:
+    """The same calls one after another in one worker thread: per-call CPU without GIL
+    contention between 32 threads, so that a switch's effect stands out of the noise."""
+    with ThreadPoolExecutor(1, initializer=initializer) as pool:
+        return pool.submit(run_threaded_inline, litellm, messages, base, extra).result()
+
+
+def run_threaded_inline(litellm: Any, messages: list, base: str, extra: dict | None
+                        ) -> tuple[float, float, int]:
+    kw = {**call_kwargs(base), **(extra or {})}
+    ok = 0
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    for m in messages:
+        try:
+            ok += litellm.completion(messages=m, **kw).choices[0].message.content == "ok"
+        except Exception as exc:  # counted, not fatal
+            print(f"# warning: failed call: {type(exc).__name__}: {str(exc)[:100]}", flush=True)
+    wall = time.perf_counter() - t0
+    return wall, settle_cpu() - c0, ok
+
+
+def measure_flags(litellm: Any, messages: list, base: str, concurrency: int, rounds: int,
+                  mode: str = "sequential") -> list[tuple[str, float, float]]:
     configs = flag_configs(litellm)
     per: dict[str, list[float]] = {c[0]: [] for c in configs}
     ips: dict[str, list[float]] = {c[0]: [] for c in configs}
     for r in range(rounds):
         order = configs if r % 2 == 0 else list(reversed(configs))
-        for name, attrs, extra, mode in order:
+        for name, attrs, extra, cmode in order:
+            init = thread_event_loop if cmode == "thread-loop" else None
+
+            def go(extra=extra, init=init):
+                if mode == "sequential":
+                    return run_sequential(litellm, messages, base, extra, initializer=init)
+                return run_threaded(litellm, messages, base, concurrency, extra,
+                                    initializer=init)
+
             with litellm_settings(litellm, attrs):
-                if mode == "drop-success":
+                if cmode == "drop-success":
                     with patched_executor(_DropExecutor()):
-                        wall, cpu, _ = run_threaded(litellm, messages, base, concurrency, extra)
+                        wall, cpu, _ = go()
                 else:
-                    init = thread_event_loop if mode == "thread-loop" else None
-                    wall, cpu, _ = run_threaded(litellm, messages, base, concurrency, extra,
-                                                initializer=init)
+                    wall, cpu, _ = go()
             per[name].append(cpu / len(messages))
             ips[name].append(len(messages) / wall)
             print(f"#   flags round {r + 1} {name}: {cpu / len(messages) * 1000:.2f} ms CPU/call",
                   flush=True)
-    return [(c[0], statistics.median(per[c[0]]), statistics.median(ips[c[0]]))
-            for c in configs]
+    return [(c[0], statistics.median(per[c[0]]), statistics.median(ips[c[0]]),
+             min(per[c[0]]), max(per[c[0]])) for c in configs]
 
 
 # --------------------------------------------------------------------------- profile
@@ -430,8 +461,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", default="abcd",
                    help="a async, b threads, c slmbench, d slmbench without response cache")
     p.add_argument("--flags", action="store_true", help="also measure litellm switches on (b)")
-    p.add_argument("--flags-n", type=int, default=1000, help="calls per flag configuration")
-    p.add_argument("--flags-rounds", type=int, default=2)
+    p.add_argument("--flags-mode", choices=("sequential", "threaded"), default="sequential",
+                   help="sequential: calls one by one in one worker thread against a zero-delay "
+                        "server (low noise); threaded: loop (b) at --concurrency")
+    p.add_argument("--flags-n", type=int, default=300, help="calls per configuration and round")
+    p.add_argument("--flags-rounds", type=int, default=8)
     p.add_argument("--profile", type=Path, help="write a profile of (b)'s per-call path here")
     p.add_argument("--profile-n", type=int, default=300)
     p.add_argument("--no-wait", action="store_true", help="skip waiting for a quiet machine")
@@ -522,20 +556,27 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"ratio slmbench/best bare ({best}) client CPU per call: {cpu_ratio:.2f}")
             out["results"] = summary
 
-            if args.flags:
-                fmsgs = messages[:args.flags_n]
+        if args.flags:
+            fmsgs = messages[:args.flags_n]
+            sequential = args.flags_mode == "sequential"
+            with fake_server(0.0 if sequential else args.delay) as (fbase, _proc):
+                run_sequential(litellm, fmsgs[:50], fbase)  # warm
                 note = "contention check skipped" if args.no_wait else wait_for_quiet()
-                print(f"# flags (threaded loop b, {len(fmsgs)} calls x {args.flags_rounds} "
-                      f"rounds, medians); before: {note}", flush=True)
-                rows = measure_flags(litellm, fmsgs, base, args.concurrency, args.flags_rounds)
-                base_cpu = rows[0][1]
-                out["flags"] = []
-                for name, cpu, ips in rows:
-                    print(f"flags {name:<40} {cpu * 1000:6.2f} ms CPU/call "
-                          f"({cpu / base_cpu - 1:+.1%} vs defaults)  {ips:7.1f} items/s")
-                    out["flags"].append({"config": name, "cpu_ms_per_call": cpu * 1e3,
-                                         "items_per_s": ips})
+                how = ("sequential calls in one worker thread, zero-delay server" if sequential
+                       else f"threaded loop (b) at concurrency {args.concurrency}")
+                print(f"# flags ({how}; {len(fmsgs)} calls x {args.flags_rounds} rounds, "
+                      f"configurations interleaved, medians); before: {note}", flush=True)
+                rows = measure_flags(litellm, fmsgs, fbase, args.concurrency, args.flags_rounds,
+                                     args.flags_mode)
                 print(f"# flags after: {contention_after()}", flush=True)
+            base_cpu = rows[0][1]
+            out["flags"] = []
+            for name, cpu, ips, lo, hi in rows:
+                print(f"flags {name:<56} {cpu * 1000:5.2f} ms CPU/call ({cpu / base_cpu - 1:+6.1%}"
+                      f" vs defaults; rounds {lo * 1000:.2f}-{hi * 1000:.2f})  {ips:6.1f} calls/s")
+                out["flags"].append({"config": name, "cpu_ms_per_call": cpu * 1e3,
+                                     "min_ms": lo * 1e3, "max_ms": hi * 1e3, "calls_per_s": ips,
+                                     "mode": args.flags_mode})
         if args.profile:
             with fake_server(0.0) as (base0, _proc):
                 path = profile_threaded_path(litellm, messages[:args.profile_n], base0,
