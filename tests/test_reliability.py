@@ -249,3 +249,13 @@ def test_ctrl_c_stops_cleanly_with_one_line(tmp_path):
     assert run.summary_path.exists()
     assert 5 <= len(run.rows()) < 40
     assert run.read_manifest()["stopped"]
+
+
+def test_max_cost_with_an_unpriced_api_model_is_refused_before_any_call(tmp_path, capsys):
+    with FakeOpenAIServer(lambda b: "cards") as server:
+        code, _, err = run_cli(["run", str(ROUTING), "-m",
+                                f"openai/in-house?api_base={server.base_url}",
+                                "--max-cost", "1", "--results-dir", str(tmp_path), "-q"], capsys)
+        assert len(server.calls) == 0
+    assert code == 2 and "--max-cost needs a price" in err and "'openai/in-house'" in err
+    assert not any(tmp_path.iterdir())

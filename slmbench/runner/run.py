@@ -121,6 +121,12 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
     tasks = load_tasks(task_paths, options.limit, options.shard)
     models = [resolve_model(m) for m in model_ids]
     coster = RunCoster(options.pricing, None)  # bad sheets, dates, --hardware fail here
+    if cap.cap is not None:
+        for model in models:
+            if model.pricing == PRICING_TOKENS and coster.book.lookup(model.name,
+                                                                      coster.on) is None:
+                raise InputError("--max-cost needs a price for every API model; this one is "
+                                 "unpriced", field="--model", value=model.name)
 
     run = RunDir(Path(results_dir) / (run_id or new_run_id()))
     manifest = _start_manifest(run, tasks, models, options)
@@ -214,9 +220,6 @@ class _PairRun:
         self.cap = cap
         self.price = (coster.book.lookup(model.name, coster.on)
                       if model.pricing == PRICING_TOKENS and cap.cap is not None else None)
-        if cap.cap is not None and model.pricing == PRICING_TOKENS and self.price is None:
-            raise InputError("--max-cost needs a price for every API model; this one is "
-                             "unpriced", field="--model", value=model.name)
         self.workers = options.concurrency if model.thread_safe else 1
         self.window = AdaptiveWindow(self.workers)
         self.stop_reason: str | None = None
