@@ -176,8 +176,8 @@ def test_canary_key_never_leaves_the_environment(tmp_path, monkeypatch, capsys):
                (tmp_path / "c" / "items.jsonl").read_text().splitlines())
     rcode, md, rerr = run_cli(["report", str(tmp_path / "c"), "--format", "md"], capsys)
     assert rcode == 0, rerr
-    texts = [out, err, md, rerr] + [p.read_text(errors="replace") for p in (tmp_path / "c").rglob("*")
-                              if p.is_file()]
+    stored = [p.read_text(errors="replace") for p in (tmp_path / "c").rglob("*") if p.is_file()]
+    texts = [out, err, md, rerr, *stored]
     assert not any(canary in t for t in texts)
     assert not any(canary[:20] in t for t in texts)
 
