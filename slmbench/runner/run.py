@@ -9,9 +9,6 @@ items that have no row yet (or only an error row).
 from __future__ import annotations
 
 import secrets
-import time
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,15 +19,16 @@ from slmbench.models import Model, resolve_model
 from slmbench.models.base import PRICING_TOKENS
 from slmbench.pricing.run_costs import PricingOptions, RunCoster
 from slmbench.runner.budget import CostCap, ErrorLimit, RunStopped
-from slmbench.runner.cache import ResponseCache, cache_key
-from slmbench.runner.items import ItemScorer, call_model
+from slmbench.runner.cache import ResponseCache
+from slmbench.runner.items import ItemScorer
+from slmbench.runner.pair import PairRun
 from slmbench.runner.progress import Progress, SilentProgress
-from slmbench.runner.retry import AdaptiveWindow, RetryPolicy
+from slmbench.runner.retry import RetryPolicy
 from slmbench.runner.shard import shard_of
 from slmbench.store import RunDir, row_key
 from slmbench.store.manifest import environment, now_iso
 from slmbench.store.summary import build_summary
-from slmbench.tasks import Item, LoadedTask, load_items, load_task
+from slmbench.tasks import LoadedTask, load_items, load_task
 
 
 @dataclass
@@ -44,6 +42,10 @@ class RunOptions:
     max_errors: str | None = None
     max_cost_usd: float | None = None
     use_cache: bool = True
+    #: who makes the calls: "local" (threads in this process) or "ray" (actors on a cluster)
+    executor: str = "local"
+    workers: int | None = None
+    ray_address: str | None = None
 
 
 @dataclass
@@ -152,7 +154,7 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
                 errors.reset()
                 if todo:
                     model.prepare(task)
-                pair = _PairRun(model, scorer, options, cache, cap, coster)
+                pair = make_pair_run(task, model, scorer, options, cache, cap, coster)
                 try:
                     for row in pair.rows(todo):
                         appender.append(row)
@@ -200,102 +202,12 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
     return RunResult(run=run, summary=summary, calls=counts["calls"])
 
 
-def _own_event_loop() -> None:
-    """Give a worker thread its own asyncio loop: litellm otherwise spins one up per call to
-    run its logging hooks (measured: -12 % client CPU per call, benchmarks/bench_api.py)."""
-    import asyncio
-
-    asyncio.set_event_loop(asyncio.new_event_loop())
-
-
-class _PairRun:
-    """Items of one task × model: cache lookups, cost admission, (parallel) calls."""
-
-    def __init__(self, model: Model, scorer: ItemScorer, options: RunOptions,
-                 cache: ResponseCache | None, cap: CostCap, coster: RunCoster) -> None:
-        self.model = model
-        self.scorer = scorer
-        self.options = options
-        self.cache = cache if model.cacheable else None
-        self.cap = cap
-        self.price = (coster.book.lookup(model.name, coster.on)
-                      if model.pricing == PRICING_TOKENS and cap.cap is not None else None)
-        self.workers = options.concurrency if model.thread_safe else 1
-        self.window = AdaptiveWindow(self.workers)
-        self.stop_reason: str | None = None
-        self.fresh = 0
-        self.latency_sum = 0.0
-        self.wall_s = 0.0
-
-    def stop(self, reason: str) -> None:
-        if self.stop_reason is None:
-            self.stop_reason = reason
-
-    def _estimate(self, request: Any) -> float:
-        if self.price is None:
-            return 0.0
-        from slmbench.models.tokens import count_messages
-        from slmbench.pricing.cost import token_cost
-
-        return token_cost(self.price, count_messages(request.messages), request.max_tokens)
-
-    def _actual(self, row: dict[str, Any]) -> float:
-        if self.price is None:
-            return 0.0
-        from slmbench.pricing.cost import token_cost
-
-        return token_cost(self.price, int(row["tokens_in"] or 0), int(row["tokens_out"] or 0))
-
-    def rows(self, items: list[Item]) -> Iterator[dict[str, Any]]:
-        """Yield rows as items complete; the caller is the single writer."""
-        started = time.perf_counter()
-        model, scorer, policy = self.model, self.scorer, self.options.retry
-        pending: dict[Future, float] = {}
-        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="slmbench",
-                                  initializer=_own_event_loop) if self.workers > 1 else None
-        queue = iter(items)
-        try:
-            while True:
-                # submit until the window is full, answering cache hits on the spot
-                limit = self.window.current if pool is not None else 1
-                while self.stop_reason is None and len(pending) < limit:
-                    item = next(queue, None)
-                    if item is None:
-                        break
-                    request = scorer.request(item)
-                    key = cache_key(model, request) if self.cache is not None else None
-                    hit = self.cache.get(key) if key is not None else None
-                    if hit is not None:
-                        row = scorer.row(model, item, hit, None, 0)
-                        row["cached"] = True
-                        yield row
-                        continue
-                    estimate = self._estimate(request)
-                    if not self.cap.admit(estimate):
-                        self.stop(f"--max-cost reached ({self.cap.status()})")
-                        break
-                    args = (model, scorer, item, request, policy, self.cache, key, self.window)
-                    if pool is None:
-                        row = call_model(*args)
-                        yield self._settle(row, estimate)
-                        continue
-                    pending[pool.submit(call_model, *args)] = estimate
-                if not pending:
-                    break
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    yield self._settle(fut.result(), pending.pop(fut))
-        finally:
-            if pool is not None:
-                # on Ctrl-C: queued calls are cancelled, in-flight ones are not waited for
-                pool.shutdown(wait=not pending, cancel_futures=True)
-            self.wall_s = time.perf_counter() - started
-
-    def _settle(self, row: dict[str, Any], estimate: float) -> dict[str, Any]:
-        self.cap.settle(estimate, self._actual(row))
-        self.fresh += 1
-        self.latency_sum += row["latency_s"] or 0.0
-        return row
+def make_pair_run(task: LoadedTask, model: Model, scorer: ItemScorer, options: RunOptions,
+                  cache: ResponseCache | None, cap: CostCap, coster: RunCoster) -> PairRun:
+    """The executor seam: every executor yields scored rows for one pair; this process writes."""
+    if options.executor == "local":
+        return PairRun(model, scorer, options, cache, cap, coster)
+    raise InputError("unknown executor", field="--executor", value=options.executor)
 
 
 def _start_manifest(run: RunDir, tasks: list[LoadedTask], models: list[Model],
@@ -309,6 +221,7 @@ def _start_manifest(run: RunDir, tasks: list[LoadedTask], models: list[Model],
                     "shard": list(options.shard) if options.shard else None,
                     "max_errors": options.max_errors, "max_cost_usd": options.max_cost_usd,
                     "cache": options.use_cache,
+                    "executor": options.executor, "workers": options.workers,
                     "retry": vars(options.retry),
                     "pricing_dirs": [str(d) for d in options.pricing.dirs],
                     "price_date": options.pricing.price_date,
