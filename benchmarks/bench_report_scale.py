@@ -4,17 +4,23 @@ Makes a tiny real run first (``baseline:tfidf-logreg`` on the bundled banking77-
 items) to copy the exact row key set and the manifest, then writes a synthetic run of
 ``--rows`` rows (default 1,000,000: ``--models`` models x rows/models items of one
 classification task, Banking77 texts and labels, ~70 % correct) under ``--workdir`` (/tmp).
-Then it runs ``slmbench report RUN --format md`` in a subprocess and prints its peak RSS
-(``os.wait4`` rusage of that child) and wall time. Targets: <= 300 MB RSS and <= 30 s.
+``--duplicates N`` appends N retried rows of items already written (a resumed run: the last row
+of an item wins) and a torn last line. Then it runs ``slmbench report RUN --format md`` in a
+subprocess and prints its peak RSS (``os.wait4`` rusage of that child) and wall time.
+Targets: <= 300 MB RSS and <= 30 s.
 
-The child runs under an address-space cap (``--mem-cap-mb``, default 8000) so that a report
+Side by side in the same run (``--no-row-path`` skips it), the same report with the summary
+built from row dicts (``build_summary(columnar=False)``, what slmbench did before the columnar
+read): wall, peak RSS, the ratios, and whether both wrote the same markdown.
+
+Every child runs under an address-space cap (``--mem-cap-mb``, default 8000) so that a report
 that needs more memory fails with a MemoryError instead of taking a shared machine down; a
 capped failure is reported as such (the target is then missed by at least the cap).
 
-``--breakdown`` (on by default) then runs the same code path phase by phase in another capped
-child (``RunDir.rows()``, ``group_rows``, per-pair metrics without and with the bootstrap CI,
-and, for comparison, a compact column-wise read of the same file) and prints time and peak RSS
-after each phase, to show which part of slmbench is responsible.
+``--breakdown`` (on by default) then runs the columnar summary phase by phase in another capped
+child (imports; streaming the file into typed columns; dedup and numpy; metrics per pair;
+costs per pair) and prints time, peak RSS and current RSS after each phase, and the bytes the
+columns hold, to show where the memory goes.
 
     python benchmarks/bench_report_scale.py
     python benchmarks/bench_report_scale.py --rows 100000      # quick check
@@ -89,7 +95,8 @@ def load_texts(path: Path, limit: int = 10000) -> list[tuple[str, str]]:
 
 
 def write_synthetic(run: Path, row0: dict[str, Any], manifest0: dict[str, Any], rows: int,
-                    models: int, texts: list[tuple[str, str]], seed: int = 0) -> dict[str, Any]:
+                    models: int, texts: list[tuple[str, str]], seed: int = 0,
+                    duplicates: int = 0) -> dict[str, Any]:
     rng = random.Random(seed)
     task_name = row0["task"]
     labels = sorted({label for _, label in texts})
@@ -117,6 +124,16 @@ def write_synthetic(run: Path, row0: dict[str, Any], manifest0: dict[str, Any], 
                 if "tokens_in" in row0 and row0.get("tokens_in") is not None:
                     row["tokens_in"] = len(text.split()) + 40
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        for k in range(duplicates):  # retries of a resumed run: these rows win
+            i = rng.randrange(per_model)
+            text, gold = texts[i % len(texts)]
+            row = dict(row0)
+            row.update(model=names[k % len(names)], item_id=f"synthetic-{i:07d}", input=text,
+                       output=gold, answer=gold, gold=gold, correct=True, invalid=False,
+                       latency_s=round(rng.uniform(0.005, 0.4), 6))
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        if duplicates:
+            fh.write('{"task": "torn')  # what a kill mid-write leaves
     manifest = json.loads(json.dumps(manifest0))
     manifest["run_id"] = run.name
     task = manifest["tasks"][task_name]
@@ -130,7 +147,7 @@ def write_synthetic(run: Path, row0: dict[str, Any], manifest0: dict[str, Any], 
     (run / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     size = (run / "items.jsonl").stat().st_size
     return {"rows": per_model * models, "models": models, "labels": len(labels),
-            "bytes": size, "write_s": time.perf_counter() - t0}
+            "duplicates": duplicates, "bytes": size, "write_s": time.perf_counter() - t0}
 
 
 # --------------------------------------------------------------------------- measuring
@@ -165,127 +182,169 @@ def run_capped(cmd: list[str], cap_mb: int, timeout_s: float, stdout: Path
 
 
 BREAKDOWN = r'''
-import json, resource, sys, time
+import json, os, resource, sys, time
+def rss_now():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 def mark(phase, t0, **extra):
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"phase": phase, "s": time.perf_counter() - t0, "peak_rss_mb": rss,
-                      **extra}), flush=True)
-run_path, mode = sys.argv[1], sys.argv[2]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"phase": phase, "s": time.perf_counter() - t0, "peak_rss_mb": peak,
+                      "rss_mb": rss_now(), **extra}), flush=True)
+run_path = sys.argv[1]
 t = time.perf_counter()
-import numpy, sklearn.metrics  # noqa
+mark("python", t)
+import numpy  # noqa
+mark("import numpy", t)
+t = time.perf_counter()
+import sklearn.metrics  # noqa
+mark("import sklearn.metrics", t)
+t = time.perf_counter()
+from slmbench.pricing.run_costs import RunCoster
 from slmbench.store import RunDir
 from slmbench.store import summary as S
-from slmbench.scoring import classification as C
-mark("imports (numpy, sklearn, slmbench.store)", t)
-if mode == "compact":
-    from slmbench.store.files import iter_jsonl
-    t = time.perf_counter()
-    cols = {}
-    for r in iter_jsonl(RunDir(run_path).items_path):
-        c = cols.setdefault((r["task"], r["model"]), ([], [], [], []))
-        c[0].append(r["gold"]); c[1].append(r.get("answer")); c[2].append(bool(r["correct"]))
-        c[3].append(r.get("latency_s"))
-    mark("compact read: 4 columns per pair kept (not slmbench)", t, pairs=len(cols))
-    sys.exit(0)
+from slmbench.store.columns import ColumnReader
+from slmbench.store.files import ReadReport, iter_numbered_jsonl
+mark("import slmbench.store.summary", t)
 run = RunDir(run_path)
 manifest = run.read_manifest()
-fields = getattr(S, "SUMMARY_FIELDS", None)  # newer slmbench keeps only the fields it reads
+reader = ColumnReader(S._columnar_plan(manifest, set()))
 t = time.perf_counter()
-rows = run.rows(fields) if fields is not None else run.rows()
-mark("RunDir.rows(" + ("SUMMARY_FIELDS" if fields is not None else "") + "): all rows as dicts",
-     t, rows=len(rows), keys_per_row=len(rows[0]))
+for _ in reader.take(iter_numbered_jsonl(run.items_path, ReadReport())):
+    pass
+held = sum(a.buffer_info()[1] * a.itemsize for a in [*reader.cols.values(), reader.hashes,
+                                                       reader.lines]) / 2**20
+mark("stream items.jsonl into typed columns (array.array)", t, rows=len(reader.hashes),
+     held_mb=round(held, 1))
 t = time.perf_counter()
-groups = S.group_rows(rows)
-mark("group_rows (+ sort by item id)", t, groups=len(groups))
-real_ci = C.bootstrap_ci
-C.bootstrap_ci = lambda correct, **kw: None
+cols = reader.finish(run.items_path)
+mark("dedup (64-bit key hashes) + numpy columns", t, rows=len(cols),
+     held_mb=round(sum(a.nbytes for a in cols.data.values()) / 2**20, 1))
 t = time.perf_counter()
-per_pair = []
-for (task, model), g in groups.items():
+per_pair, metrics = [], {}
+for pc in cols.by_pair():
     t1 = time.perf_counter()
-    S.pair_metrics(manifest["tasks"][task], g, 0)
+    metrics[(pc.task, pc.model)] = S.columnar_pair_metrics(manifest["tasks"][pc.task], pc, 0)
     per_pair.append(round(time.perf_counter() - t1, 2))
-mark("pair_metrics without bootstrap CI (sklearn metrics, confusion)", t, per_pair_s=per_pair)
-C.bootstrap_ci = real_ci
-g = next(iter(groups.values()))
-correct = [bool(r["correct"]) for r in g]
-del rows, groups
+mark("metrics per pair (sklearn on int codes, bootstrap, calibration)", t, per_pair_s=per_pair)
+coster = RunCoster(S.pricing_from_manifest(manifest), manifest.get("started_at"))
 t = time.perf_counter()
-try:
-    real_ci(correct, seed=0)
-    mark(f"bootstrap_ci on one pair (n={len(correct)}, 2000 resamples)", t)
-except MemoryError:
-    mark(f"bootstrap_ci on one pair (n={len(correct)}): MemoryError under the cap", t)
+for pc in cols.by_pair():
+    coster.price(pc.model, manifest["models"].get(pc.model, {}), pc,
+                 [x for x in manifest["timings"] if x["model"] == pc.model])
+mark("costs per pair (hourly: one hourly_cost call per distinct latency)", t)
 '''
+
+
+def report_row_path(run: Path) -> list[str]:
+    """``slmbench report RUN --format md`` with the summary built from row dicts."""
+    code = ("import sys; import slmbench.store.summary as S; real = S.build_summary; "
+            "S.build_summary = lambda run, pricing=None, **kw: real(run, pricing, "
+            "columnar=False); from slmbench.cli import main; "
+            f"sys.argv = ['slmbench', 'report', {str(run)!r}, '--format', 'md']; main()")
+    return [sys.executable, "-c", code]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--models", type=int, default=4, help="rows are split over this many models")
+    p.add_argument("--duplicates", type=int, default=0,
+                   help="append this many retried rows (and a torn line): a resumed run")
     p.add_argument("--data", type=Path, default=DATA_DIR / "test.jsonl",
                    help="texts and labels for the synthetic rows")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/slmbench-report-scale"))
     p.add_argument("--mem-cap-mb", type=int, default=8000)
     p.add_argument("--timeout", type=float, default=900)
+    p.add_argument("--no-row-path", action="store_true",
+                   help="skip the side-by-side report built from row dicts")
     p.add_argument("--no-breakdown", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the synthetic run afterwards")
     p.add_argument("--no-wait", action="store_true", help="skip waiting for a quiet machine")
+    p.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
-    print(f"# bench_report_scale: slmbench report --format md on {args.rows:,} rows "
-          f"({args.models} models); machine: {machine()}; slmbench at {git_head()}", flush=True)
+    if not args.prepare:
+        print(f"# bench_report_scale: slmbench report --format md on {args.rows:,} rows "
+              f"({args.models} models, {args.duplicates:,} retried rows); machine: "
+              f"{machine()}; slmbench at {git_head()}", flush=True)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    row0, manifest0 = template_run(args.workdir)
-    print(f"# row keys copied from a real run: {sorted(row0)}", flush=True)
     run = args.workdir / f"synthetic-{args.rows}"
-    shutil.rmtree(run, ignore_errors=True)
-    info = write_synthetic(run, row0, manifest0, args.rows, args.models, load_texts(args.data))
-    print(f"# wrote {info['rows']:,} rows, {info['bytes'] / 1e6:.0f} MB items.jsonl, "
-          f"{info['labels']} labels, in {info['write_s']:.0f} s: {run}", flush=True)
+    if args.prepare:
+        row0, manifest0 = template_run(args.workdir)
+        print(f"# row keys copied from a real run: {sorted(row0)}", flush=True)
+        shutil.rmtree(run, ignore_errors=True)
+        info = write_synthetic(run, row0, manifest0, args.rows, args.models,
+                               load_texts(args.data), duplicates=args.duplicates)
+        print(json.dumps(info))
+        return 0
+    # The run is written by a child: a child's peak RSS (ru_maxrss) starts at the RSS of the
+    # process it was forked from (Linux keeps it across exec), so this process stays small.
+    prep = subprocess.run([sys.executable, __file__, "--prepare", *(argv or sys.argv[1:])],
+                          capture_output=True, text=True, check=False)
+    if prep.returncode != 0:
+        print(prep.stdout + prep.stderr)
+        return 1
+    *notes, last = prep.stdout.strip().splitlines()
+    print("\n".join(notes), flush=True)
+    info = json.loads(last)
+    print(f"# wrote {info['rows']:,} rows (+{info['duplicates']:,} retried), "
+          f"{info['bytes'] / 1e6:.0f} MB items.jsonl, {info['labels']} labels, in "
+          f"{info['write_s']:.0f} s: {run}", flush=True)
 
     note = "contention check skipped" if args.no_wait else wait_for_quiet()
     print(f"# before: {note}", flush=True)
-    md = args.workdir / "report.md"
-    code, wall, rss, err = run_capped(slmbench_cmd() + ["report", str(run), "--format", "md"],
-                                      args.mem_cap_mb, args.timeout, md)
+    with open("/proc/self/statm") as fh:
+        own = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    print(f"# RSS of this process, the floor of every child's peak RSS: {own:.0f} MB",
+          flush=True)
+    variants = [("columnar (slmbench report)", slmbench_cmd() + ["report", str(run), "--format",
+                                                                  "md"], "report.md")]
+    if not args.no_row_path:
+        variants.append(("row dicts (columnar=False)", report_row_path(run), "report-rows.md"))
+    measured = {}
+    for name, cmd, out_name in variants:
+        md = args.workdir / out_name
+        code, wall, rss, err = run_capped(cmd, args.mem_cap_mb, args.timeout, md)
+        measured[name] = (code, wall, rss, md)
+        status = "ok" if code == 0 else f"FAILED (exit {code})"
+        print(f"slmbench report --format md, {info['rows']:,} rows, summary from {name}: "
+              f"{status}, wall {wall:.1f} s, peak RSS {rss:.0f} MB (address-space cap "
+              f"{args.mem_cap_mb} MB)", flush=True)
+        if code != 0:
+            print("# stderr tail: " + " | ".join(err.strip().splitlines()[-4:]))
     print(f"# after: {contention_after()}", flush=True)
-    status = "ok" if code == 0 else f"FAILED (exit {code})"
-    print(f"slmbench report --format md, {info['rows']:,} rows: {status}, wall {wall:.1f} s, "
-          f"peak RSS {rss:.0f} MB (address-space cap {args.mem_cap_mb} MB)")
-    if code != 0:
-        print("# stderr tail: " + " | ".join(err.strip().splitlines()[-4:]))
+    code, wall, rss, md = measured[variants[0][0]]
     ok_rss, ok_wall = rss <= TARGET_RSS_MB and code == 0, wall <= TARGET_WALL_S and code == 0
     print(f"target RSS <= {TARGET_RSS_MB} MB: {'MET' if ok_rss else 'NOT MET'} "
-          f"({rss / TARGET_RSS_MB:.1f}x the target{'; run failed' if code else ''})")
+          f"({rss / TARGET_RSS_MB:.2f}x the target{'; run failed' if code else ''})")
     print(f"target wall <= {TARGET_WALL_S} s: {'MET' if ok_wall else 'NOT MET'} "
-          f"({wall / TARGET_WALL_S:.1f}x the target{'; run failed' if code else ''})")
-    per_pair = info["rows"] // info["models"]
-    from slmbench.scoring import bootstrap
-
-    if "size=(n_resamples" in Path(bootstrap.__file__).read_text(encoding="utf-8"):
-        print(f"# note: this slmbench's bootstrap_ci materialises an index matrix and its "
-              f"gather (2 x 2000 x n x 8 bytes) = {2 * 2000 * per_pair * 8 / 2**30:.1f} GiB "
-              f"for one pair of n={per_pair:,} rows")
+          f"({wall / TARGET_WALL_S:.2f}x the target{'; run failed' if code else ''})")
     if code == 0:
         lines = md.read_text(encoding="utf-8").splitlines()
         print(f"# report: {len(lines)} lines of markdown")
+    if len(variants) > 1:
+        r_code, r_wall, r_rss, r_md = measured[variants[1][0]]
+        if code == 0 and r_code == 0:
+            same = md.read_bytes() == r_md.read_bytes()
+            print(f"columnar / row dicts: wall {wall / r_wall:.2f}x, peak RSS {rss / r_rss:.3f}x "
+                  f"({r_rss / rss:.1f}x less memory); same markdown: {'yes' if same else 'NO'}")
 
     if not args.no_breakdown:
         script = args.workdir / "breakdown.py"
         script.write_text(BREAKDOWN, encoding="utf-8")
-        for mode in ("slmbench", "compact"):
-            out = args.workdir / f"breakdown-{mode}.jsonl"
-            code, wall, rss, err = run_capped([sys.executable, str(script), str(run), mode],
-                                              args.mem_cap_mb, args.timeout, out)
-            for line in out.read_text(encoding="utf-8").splitlines():
-                ph = json.loads(line)
-                extra = {k: v for k, v in ph.items() if k not in ("phase", "s", "peak_rss_mb")}
-                print(f"breakdown {ph['phase']:<66} {ph['s']:7.1f} s  peak RSS "
-                      f"{ph['peak_rss_mb']:6.0f} MB {extra if extra else ''}")
-            if code != 0:
-                print(f"breakdown ({mode}) child exit {code}, peak RSS {rss:.0f} MB: "
-                      + " | ".join(err.strip().splitlines()[-3:]))
+        out = args.workdir / "breakdown.jsonl"
+        code, wall, rss, err = run_capped([sys.executable, str(script), str(run)],
+                                          args.mem_cap_mb, args.timeout, out)
+        for line in out.read_text(encoding="utf-8").splitlines():
+            ph = json.loads(line)
+            extra = {k: v for k, v in ph.items()
+                     if k not in ("phase", "s", "peak_rss_mb", "rss_mb")}
+            print(f"breakdown {ph['phase']:<66} {ph['s']:6.1f} s  peak RSS "
+                  f"{ph['peak_rss_mb']:5.0f} MB  RSS now {ph['rss_mb']:5.0f} MB "
+                  f"{extra if extra else ''}")
+        if code != 0:
+            print(f"breakdown child exit {code}, peak RSS {rss:.0f} MB: "
+                  + " | ".join(err.strip().splitlines()[-3:]))
     if not args.keep:
         shutil.rmtree(run, ignore_errors=True)
     return 0

@@ -53,18 +53,24 @@ def _check_bins(bins: int) -> int:
 def reliability_table(confidences: Sequence[float], correct: Sequence[bool],
                       bins: int = DEFAULT_BINS) -> list[dict[str, Any]]:
     """One dict per bin (empty ones too): ``lo``, ``hi``, ``count``, ``mean_confidence`` and
-    ``accuracy`` (both ``None`` for an empty bin). Inputs are the rows *with* a confidence."""
+    ``accuracy`` (both ``None`` for an empty bin). Inputs are the rows *with* a confidence,
+    as sequences or numpy arrays. A bin's confidences are summed exactly (``math.fsum``), so
+    the table does not depend on the order of the rows."""
+    import numpy as np
+
     bins = _check_bins(bins)
     if len(confidences) != len(correct):
         raise ValueError("confidences and correct must have the same length")
-    sums = [0.0] * bins
-    hits = [0] * bins
-    counts = [0] * bins
-    for c, ok in zip(confidences, correct, strict=True):
-        k = bin_index(c, bins)
-        counts[k] += 1
-        sums[k] += c
-        hits[k] += bool(ok)
+    conf = np.asarray(confidences, dtype=np.float64)
+    ok = np.asarray(correct, dtype=bool)
+    # bin_index, vectorised: floor(c · B), with 1.0 in the last bin
+    which = np.minimum(np.floor(conf * bins).astype(np.int64), bins - 1)
+    counts = np.bincount(which, minlength=bins).tolist()
+    hits = np.bincount(which[ok], minlength=bins).tolist()
+    order = np.argsort(which, kind="stable")
+    ends = np.cumsum(counts).tolist()
+    by_bin = conf[order]
+    sums = [math.fsum(by_bin[e - c:e].tolist()) for c, e in zip(counts, ends, strict=True)]
     return [{"lo": k / bins, "hi": (k + 1) / bins, "count": counts[k],
              "mean_confidence": sums[k] / counts[k] if counts[k] else None,
              "accuracy": hits[k] / counts[k] if counts[k] else None}
@@ -99,13 +105,21 @@ def calibration_metrics(rows: Sequence[dict[str, Any]], bins: int = DEFAULT_BINS
         if c is not None:
             conf.append(c)
             ok.append(bool(r.get("correct")))
-    table = reliability_table(conf, ok, bins)
+    sources = {r["confidence_source"] for r in rows
+               if r.get("confidence") is not None and r.get("confidence_source")}
+    return calibration_summary(conf, ok, len(rows), sources, bins)
+
+
+def calibration_summary(confidences: Sequence[float], correct: Sequence[bool], n_rows: int,
+                        sources: set[str], bins: int = DEFAULT_BINS) -> dict[str, Any]:
+    """:func:`calibration_metrics` from the checked confidences of the ``n_rows`` rows that
+    have one, whether each of those is correct, and their confidence sources (lists or the
+    arrays of a columnar read)."""
+    table = reliability_table(confidences, correct, bins)
     return {
         "ece": _ece(table),
-        "n_confidence": len(conf),
-        "n_no_confidence": len(rows) - len(conf),
-        "confidence_sources": sorted({r["confidence_source"] for r in rows
-                                      if r.get("confidence") is not None
-                                      and r.get("confidence_source")}),
+        "n_confidence": len(confidences),
+        "n_no_confidence": n_rows - len(confidences),
+        "confidence_sources": sorted(sources),
         "reliability": [b for b in table if b["count"]],
     }

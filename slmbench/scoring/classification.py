@@ -9,11 +9,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from slmbench.scoring.bootstrap import bootstrap_ci
+from slmbench.scoring.bootstrap import count_bootstrap_ci
+
+
+def label_index(labels: Sequence[str]) -> dict[str, int]:
+    """A label's int code (its position in the task's label set); strings that are not labels
+    (an invalid answer, a failed call) have none and are coded -1 by the callers."""
+    return {lab: i for i, lab in enumerate(labels)}
 
 
 def classification_metrics(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str],
                            *, seed: int = 0) -> dict[str, Any]:
+    import numpy as np
+
+    labels = list(labels)
+    n = len(gold)
+    # sklearn is slow on object arrays of strings: code labels as ints (-1: not a label, e.g.
+    # an invalid answer or a failed call), which gives identical figures many times faster.
+    index = label_index(labels)
+    y_true = np.fromiter((index.get(g, -1) for g in gold), dtype=np.int64, count=n)
+    y_pred = np.fromiter((index.get(p, -1) for p in pred), dtype=np.int64, count=n)
+    n_correct = sum(g == p for g, p in zip(gold, pred, strict=True))
+    return coded_classification_metrics(y_true, y_pred, n_correct, labels, seed=seed)
+
+
+def coded_classification_metrics(y_true: Any, y_pred: Any, n_correct: int,
+                                 labels: Sequence[str], *, seed: int = 0) -> dict[str, Any]:
+    """:func:`classification_metrics` from int-coded arrays (:func:`label_index`, -1 for
+    anything that is not a label) and the number of items whose answer equals the gold
+    string: the form a columnar read of a million rows has, without a string per item."""
     import numpy as np
     from sklearn.metrics import (
         confusion_matrix,
@@ -22,18 +46,12 @@ def classification_metrics(gold: Sequence[str], pred: Sequence[str], labels: Seq
     )
 
     labels = list(labels)
-    n = len(gold)
+    n = len(y_true)
     if n == 0:
         return {"n": 0, "accuracy": None, "accuracy_ci": None, "macro_f1": None,
                 "weighted_f1": None, "per_class": {}, "confusion": {"labels": labels,
                                                                      "matrix": []}}
-    # sklearn is slow on object arrays of strings: code labels as ints (-1: not a label, e.g.
-    # an invalid answer or a failed call), which gives identical figures many times faster.
-    index = {lab: i for i, lab in enumerate(labels)}
-    y_true = np.fromiter((index.get(g, -1) for g in gold), dtype=np.int64, count=n)
-    y_pred = np.fromiter((index.get(p, -1) for p in pred), dtype=np.int64, count=n)
     codes = list(range(len(labels)))
-    correct = [g == p for g, p in zip(gold, pred, strict=True)]
     seen = set(np.unique(y_true).tolist()) | set(np.unique(y_pred).tolist())
     present = [i for i in codes if i in seen]
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=codes, average=None,
@@ -45,8 +63,8 @@ def classification_metrics(gold: Sequence[str], pred: Sequence[str], labels: Seq
     }
     return {
         "n": n,
-        "accuracy": sum(correct) / n,
-        "accuracy_ci": bootstrap_ci(correct, seed=seed),
+        "accuracy": n_correct / n,
+        "accuracy_ci": count_bootstrap_ci(n_correct, n, seed=seed),
         # macro over the labels that occur in gold or predictions: a label absent from both
         # carries no evidence and would drag the mean to 0 on small samples.
         "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro",

@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +68,19 @@ class ReadReport:
 
 def iter_jsonl(path: Path, report: ReadReport | None = None) -> Iterator[dict[str, Any]]:
     """Stream rows; lines that are not JSON objects (a torn write) are skipped and reported."""
+    for _, row in iter_numbered_jsonl(path, report):
+        yield row
+
+
+def iter_numbered_jsonl(path: Path, report: ReadReport | None = None,
+                        only: Container[int] | None = None
+                        ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of each row :func:`iter_jsonl` gives; with ``only``, just the rows on
+    those lines (the others are not parsed): a second look at a few rows of a large file."""
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, start=1):
+            if only is not None and lineno not in only:
+                continue
             if not line.strip():
                 continue
             try:
@@ -80,4 +91,4 @@ def iter_jsonl(path: Path, report: ReadReport | None = None) -> Iterator[dict[st
                 if report is not None:
                     report.skipped_lines.append(lineno)
                 continue
-            yield row
+            yield lineno, row

@@ -7,7 +7,7 @@ manifest's task descriptions, which is how ``report`` and ``reprice`` work witho
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,17 @@ KEY_FIELDS = frozenset({"task", "model", "item_id"})
 
 def row_key(row: dict[str, Any]) -> tuple[str, str, str]:
     return (row["task"], row["model"], str(row["item_id"]))
+
+
+def latest_rows(rows: Iterable[dict[str, Any]], fields: frozenset[str] | None = None
+                ) -> list[dict[str, Any]]:
+    """:meth:`RunDir.rows` of a stream of rows: the last row of each key, ``fields`` only."""
+    latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for row in rows:
+        if fields is not None:
+            row = {k: v for k, v in row.items() if k in fields or k in KEY_FIELDS}
+        latest[row_key(row)] = row
+    return list(latest.values())
 
 
 class RunDir:
@@ -64,12 +75,7 @@ class RunDir:
         ``fields`` keeps only those keys (plus the row key): summaries of a million rows do not
         need the input and output texts, which are most of a row's memory.
         """
-        latest: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for row in self.iter_rows():
-            if fields is not None:
-                row = {k: v for k, v in row.items() if k in fields or k in KEY_FIELDS}
-            latest[row_key(row)] = row
-        return list(latest.values())
+        return latest_rows(self.iter_rows(), fields)
 
     def read_manifest(self) -> dict[str, Any]:
         return _read_json(self.manifest_path)

@@ -1,0 +1,389 @@
+"""Columnar, streaming read of ``items.jsonl``: what a summary of a classification or routing
+task needs, a few typed values per row instead of the row.
+
+:meth:`RunDir.rows` keeps every row as a dict: about 2.4 GB for a million rows, while the
+summary of a label task reads only a handful of scalars from each. This module streams the
+file once and keeps, per row (43 bytes, ``array.array`` while reading, numpy after):
+
+=====================================  =======  ==========================================
+column                                 type     value
+=====================================  =======  ==========================================
+``pair``                               int16    code of (task, model)
+``gold``, ``pred``                     int32    codes of the gold string and of what the row
+                                                predicted (:func:`predicted_label`), one
+                                                vocabulary, so equal codes are equal strings
+``flags``                              uint8    ``correct``, ``invalid``, ``error``,
+                                                ``cached`` bits (:data:`CORRECT`, ...)
+``latency``                            float64  ``latency_s``, NaN for ``null``
+``confidence``                         float64  the checked ``confidence``, NaN for ``null``
+``tokens_in``, ``tokens_out``,         int32    -1 for ``null`` (a count of 2**31 or more
+``cached_tokens_in``                            is not held: row path)
+``token_source``, ``confidence_source`` int16   codes of the source strings, -1 for none
+=====================================  =======  ==========================================
+
+and, while reading, a 64-bit hash of the row key (task, model, item id) and the row's line
+number (12 bytes more). Rows are deduplicated exactly as :meth:`RunDir.rows` does (the last
+row of a key wins): numpy finds the hashes that occur more than once, and only the rows with
+such a hash are read again (by line number) to compare their exact keys, so a hash collision
+never merges two items. Torn lines are skipped and reported by the same reader
+(:mod:`slmbench.store.files`).
+
+The figures are computed by the same scoring and costing functions as the row path (they take
+int-coded arrays and :class:`~slmbench.pricing.run_costs.CostColumns`), and must equal it
+(tests/test_columnar_summary.py). A row these columns cannot hold exactly (a label that is not
+a string, a confidence outside [0, 1], a token count that is not a whole number, a negative
+latency, ...) raises :class:`ColumnarUnsupported`: :func:`~slmbench.store.summary.build_summary`
+then summarises the run from row dicts, which gives that path's figures or its error.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from slmbench.errors import InputError
+from slmbench.pricing.run_costs import CostColumns
+from slmbench.scoring import predicted_label
+from slmbench.scoring.calibration import check_confidence
+from slmbench.store.files import ReadReport, iter_numbered_jsonl
+from slmbench.store.run_dir import latest_rows, row_key
+
+COLUMNAR_KINDS = frozenset({"classification", "routing"})
+
+CORRECT, INVALID, ERROR, CACHED = 1, 2, 4, 8  # bits of the ``flags`` column
+
+TOKENS = ("tokens_in", "tokens_out", "cached_tokens_in")
+_MAX_TOKENS = 2**31  # per row, so that the counts fit int32 and their int64 sums cannot overflow
+_MAX_LATENCY = 2.0**53
+
+# column → array.array type code (numpy dtype of the same width)
+LAYOUT = {"pair": "h", "gold": "i", "pred": "i", "flags": "B", "latency": "d",
+          "confidence": "d", "tokens_in": "i", "tokens_out": "i", "cached_tokens_in": "i",
+          "token_source": "h", "confidence_source": "h"}
+_DTYPES = {"i": "int32", "B": "uint8", "d": "float64", "q": "int64", "h": "int16", "I": "uint32"}
+_MAX_PAIRS = 2**15 - 1
+
+_ROWS, _SKIP = -1, -2  # pair codes of pairs summarised from row dicts, and of unknown tasks
+
+# 64 bits of a row key (task, model, str(item id)): Python's own hash, the same for equal keys
+# within one process, which is all deduplication needs (tests replace it to force collisions)
+_key_hash: Callable[[tuple[str, str, str]], int] = hash
+
+
+class ColumnarUnsupported(Exception):
+    """A row the columns cannot hold exactly: the run is summarised from row dicts instead."""
+
+
+class PairColumns(CostColumns):
+    """The deduplicated rows of one task × model, column by column (numpy, file order)."""
+
+    def __init__(self, columns: Columns, code: int, index: Any) -> None:
+        self.task, self.model, self.kind = columns.pairs[code]
+        self.strings = columns.strings
+        self.sources = columns.sources
+        self._data = columns.data
+        self._index = index  # row positions in the run's columns; None: all of them
+
+    def __len__(self) -> int:
+        return len(self._data["pair"]) if self._index is None else len(self._index)
+
+    def col(self, name: str) -> Any:
+        values = self._data[name]
+        return values if self._index is None else values[self._index]
+
+    def flag(self, bit: int) -> Any:
+        """Bool array: the rows with that :data:`CORRECT` / ... bit."""
+        return (self.col("flags") & bit) != 0
+
+    def count(self, bit: int) -> int:
+        import numpy as np
+
+        return int(np.count_nonzero(self.col("flags") & bit))
+
+    def latency_values(self) -> Any:
+        """The latencies that are not ``null``."""
+        import numpy as np
+
+        lat = self.col("latency")
+        return lat[~np.isnan(lat)]
+
+    def total(self, name: str) -> int:
+        """Sum of a token column, ``null`` counting 0."""
+        import numpy as np
+
+        return int(np.maximum(self.col(name), 0).sum(dtype=np.int64))
+
+    def source_names(self, name: str) -> set[str]:
+        """The distinct ``token_source`` / ``confidence_source`` strings of these rows."""
+        import numpy as np
+
+        codes = self.col(name)
+        return {self.sources[c] for c in np.unique(codes[codes >= 0]).tolist()}
+
+    # CostColumns
+    def tokens(self) -> tuple[Any, Any, Any]:
+        import numpy as np
+
+        return tuple(np.maximum(self.col(name), 0) for name in TOKENS)
+
+    def latencies(self) -> Any:
+        import numpy as np
+
+        lat = self.col("latency")
+        return np.where(np.isnan(lat), 0.0, lat)
+
+    def n_correct(self) -> int:
+        return self.count(CORRECT)
+
+
+class Columns:
+    """A run's deduplicated columnar rows (:data:`LAYOUT`) and their vocabularies."""
+
+    def __init__(self, data: dict[str, Any], pairs: list[tuple[str, str, str]],
+                 strings: list[str], sources: list[str]) -> None:
+        self.data = data
+        self.pairs = pairs  # code → (task, model, kind)
+        self.strings = strings  # code → gold / predicted string
+        self.sources = sources  # code → token or confidence source
+
+    def __len__(self) -> int:
+        return len(self.data["pair"])
+
+    def by_pair(self) -> Iterator[PairColumns]:
+        import numpy as np
+
+        if len(self.pairs) == 1:
+            yield PairColumns(self, 0, None)
+            return
+        pair = self.data["pair"]
+        order = np.argsort(pair, kind="stable")  # file order within each pair
+        ends = np.cumsum(np.bincount(pair, minlength=len(self.pairs))).tolist()
+        start = 0
+        for code, end in enumerate(ends):
+            if end > start:
+                yield PairColumns(self, code, order[start:end])
+            start = end
+
+
+class _Vocab:
+    def __init__(self, limit: int) -> None:
+        self.codes: dict[str, int] = {}
+        self.strings: list[str] = []
+        self.limit = limit
+
+    def add(self, value: str) -> int:
+        if len(self.strings) >= self.limit:
+            raise ColumnarUnsupported("too many distinct strings for the column's type")
+        self.codes[value] = code = len(self.strings)
+        self.strings.append(value)
+        return code
+
+
+class ColumnReader:
+    """Turns a stream of (line number, row) into :class:`Columns`.
+
+    ``plan(task, model)`` says what to do with a pair's rows: a kind of
+    :data:`COLUMNAR_KINDS` keeps them as columns, ``"rows"`` passes them on (from
+    :meth:`take`) for the row path, ``None`` drops them (a task the manifest does not know).
+    """
+
+    def __init__(self, plan: Callable[[str, str], str | None]) -> None:
+        self.plan = plan
+        self.pair_codes: dict[tuple[str, str], int] = {}
+        self.pairs: list[tuple[str, str, str]] = []
+        self.labels = _Vocab(2**31 - 1)
+        self.sources = _Vocab(2**15 - 1)
+        self.cols = {name: array(code) for name, code in LAYOUT.items()}
+        self.hashes = array("q")
+        self.lines = array("I")
+
+    def take(self, numbered: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+        """Keep the rows of columnar pairs; yield the rows of the others."""
+        try:
+            yield from self._take(numbered)
+        except OverflowError:  # a line number, or a vocabulary, past its column's type
+            raise ColumnarUnsupported("a value too large for its column") from None
+
+    def _take(self, numbered: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+        nan = math.nan
+        key_hash = _key_hash
+        pair_codes, pairs = self.pair_codes, self.pairs
+        labels, label_codes = self.labels, self.labels.codes
+        source_code = self._source_code
+        count = _count
+        c = self.cols
+        add_hash, add_line = self.hashes.append, self.lines.append
+        add_pair, add_gold, add_pred = c["pair"].append, c["gold"].append, c["pred"].append
+        add_flags, add_lat, add_conf = c["flags"].append, c["latency"].append, \
+            c["confidence"].append
+        add_tin, add_tout, add_tcached = (c["tokens_in"].append, c["tokens_out"].append,
+                                          c["cached_tokens_in"].append)
+        add_tsrc, add_csrc = c["token_source"].append, c["confidence_source"].append
+        for lineno, row in numbered:
+            task, model = row.get("task"), row.get("model")
+            if type(task) is not str or type(model) is not str or "item_id" not in row:
+                raise ColumnarUnsupported("a row without a string task and model, or without "
+                                          "an item_id")
+            code = pair_codes.get((task, model))
+            if code is None:
+                code = self._new_pair(task, model)
+            if code < 0:
+                if code == _ROWS:
+                    yield row
+                continue
+            gold = row.get("gold")
+            pred = predicted_label(pairs[code][2], row)
+            if type(gold) is not str or type(pred) is not str:
+                raise ColumnarUnsupported("a gold or predicted label that is not a string")
+            add_hash(key_hash((task, model, str(row["item_id"]))))
+            add_line(lineno)
+            add_pair(code)
+            g = label_codes.get(gold)
+            add_gold(labels.add(gold) if g is None else g)
+            p = label_codes.get(pred)
+            add_pred(labels.add(pred) if p is None else p)
+            add_flags((CORRECT if row.get("correct") else 0) | (INVALID if row.get("invalid")
+                                                                else 0)
+                      | (ERROR if row.get("error") else 0) | (CACHED if row.get("cached") else 0))
+            lat = row.get("latency_s")
+            if lat is None:
+                lat = nan
+            elif type(lat) is not float or not 0.0 <= lat < _MAX_LATENCY:
+                lat = _latency(lat)
+            add_lat(lat)
+            conf = row.get("confidence")
+            if conf is None:
+                add_conf(nan)
+                add_csrc(-1)
+            else:
+                add_conf(conf if type(conf) is float and 0.0 < conf <= 1.0 else _confidence(conf))
+                add_csrc(source_code(row.get("confidence_source")))
+            add_tsrc(source_code(row.get("token_source")))
+            add_tin(count(row.get("tokens_in")))
+            add_tout(count(row.get("tokens_out")))
+            add_tcached(count(row.get("cached_tokens_in")))
+
+    def _new_pair(self, task: str, model: str) -> int:
+        kind = self.plan(task, model)
+        if kind in COLUMNAR_KINDS:
+            if len(self.pairs) >= _MAX_PAIRS:
+                raise ColumnarUnsupported("more task × model pairs than the pair column holds")
+            code = len(self.pairs)
+            self.pairs.append((task, model, kind))
+        else:
+            code = _SKIP if kind is None else _ROWS
+        self.pair_codes[(task, model)] = code
+        return code
+
+    def _source_code(self, value: Any) -> int:
+        if not value:  # the row path keeps only truthy sources
+            return -1
+        if type(value) is not str:
+            raise ColumnarUnsupported("a token or confidence source that is not a string")
+        code = self.sources.codes.get(value)
+        return self.sources.add(value) if code is None else code
+
+    def finish(self, path: Path) -> Columns:
+        """The deduplicated columns (``path``: the file read, to re-read rows whose key hash
+        is shared)."""
+        import numpy as np
+
+        hashes = np.frombuffer(self.hashes, dtype=np.int64) if self.hashes else \
+            np.zeros(0, np.int64)
+        keep = _latest(path, hashes, self.lines)
+        del hashes
+        self.hashes, self.lines = array("q"), array("I")
+        data = {}
+        for name in list(self.cols):
+            values = self.cols.pop(name)  # one column at a time: the copy is one column
+            arr = (np.frombuffer(values, dtype=_DTYPES[values.typecode]) if values
+                   else np.zeros(0, dtype=_DTYPES[values.typecode]))
+            data[name] = arr if keep is None else arr[keep]
+            del values, arr
+        return Columns(data, self.pairs, self.labels.strings, self.sources.strings)
+
+
+def _count(value: Any) -> int:
+    """A token count as stored in its column: -1 for ``null``."""
+    if value is None:
+        return -1
+    if type(value) is not int or not 0 <= value < _MAX_TOKENS:
+        raise ColumnarUnsupported(f"a token count that is not a whole number: {value!r}")
+    return value
+
+
+def _latency(value: Any) -> float:
+    if type(value) is int and 0 <= value < _MAX_LATENCY:
+        return float(value)
+    raise ColumnarUnsupported(f"a latency that is not a non-negative number: {value!r}")
+
+
+def _confidence(value: Any) -> float:
+    try:
+        return check_confidence(value)  # type: ignore[return-value]  # not None here
+    except InputError:
+        raise ColumnarUnsupported("a confidence outside [0, 1]") from None
+
+
+def _latest(path: Path, hashes: Any, lines: array) -> Any:
+    """Which rows to keep (bool mask; ``None``: all): the last row of each row key.
+
+    Rows whose key hash is unique are unique. Only the rows of a shared hash, usually the
+    retries of a resumed run, are read again from ``path`` by line number, and grouped by
+    their exact key: a collision of two different keys keeps both.
+    """
+    import numpy as np
+
+    n = len(hashes)
+    if n < 2:
+        return None
+    ranked = np.sort(hashes)
+    if not (ranked[1:] == ranked[:-1]).any():  # the usual case: nothing to resolve
+        return None
+    del ranked
+    order = np.argsort(hashes, kind="stable")
+    ranked = hashes[order]
+    same = ranked[1:] == ranked[:-1]
+    del ranked
+    shared = np.zeros(n, dtype=bool)
+    shared[1:] = same
+    shared[:-1] |= same
+    rows = np.sort(order[shared])
+    del order, shared, same
+    line_of = np.frombuffer(lines, dtype=np.uint32)[rows]
+    keys = list(_keys_at(path, line_of))
+    latest: dict[tuple[str, str, str], int] = {}
+    for i, key in zip(rows.tolist(), keys, strict=True):
+        latest[key] = i
+    keep = np.ones(n, dtype=bool)
+    keep[rows] = False
+    keep[np.fromiter(latest.values(), dtype=np.int64, count=len(latest))] = True
+    return keep
+
+
+def _keys_at(path: Path, lines: Any) -> Iterator[tuple[str, str, str]]:
+    """Row keys of the rows on those (ascending) lines, read again."""
+    wanted = lines.tolist()
+    found = 0
+    for (lineno, row), expected in zip(iter_numbered_jsonl(path, ReadReport(), only=set(wanted)),
+                                       wanted, strict=False):
+        if lineno != expected:
+            break
+        found += 1
+        yield row_key(row)
+    if found != len(wanted):
+        raise ColumnarUnsupported(f"{path} changed while it was read")
+
+
+def read_columns(items: Path, report: ReadReport, plan: Callable[[str, str], str | None],
+                 fields: frozenset[str]) -> tuple[Columns, list[dict[str, Any]]]:
+    """One pass over ``items``: the columns of the pairs ``plan`` keeps as columns, and the
+    deduplicated row dicts (``fields`` only, as :meth:`RunDir.rows`) of the ``"rows"`` pairs.
+    Skipped lines go to ``report``."""
+    reader = ColumnReader(plan)
+    rows = (latest_rows(reader.take(iter_numbered_jsonl(items, report)), fields)
+            if items.exists() else [])
+    return reader.finish(items), rows
