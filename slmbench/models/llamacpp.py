@@ -121,6 +121,9 @@ class LlamaCppModel(Model):
             self._llm = Llama(
                 model_path=str(self.path), n_ctx=s["n_ctx"], n_gpu_layers=s["n_gpu_layers"],
                 n_threads=s["n_threads"] or os.cpu_count(), n_batch=s["n_batch"],
+                # prompt evaluation too (llama-cpp-python's default is every core, whatever
+                # n_threads says: two workers on one machine would fight over the cores)
+                n_threads_batch=s["n_threads"] or os.cpu_count(),
                 seed=s["seed"], verbose=False, logits_all=False,
             )
         except Exception as exc:

@@ -67,7 +67,9 @@ def resolve_model(model_id: str) -> Model:
     """Build the :class:`Model` for an id; raises :class:`InputError` on a bad id or file."""
     backend, rest, settings = parse_model_id(model_id)
     factory = _load_factory(_backends()[backend])
-    return factory(rest, settings)
+    model = factory(rest, settings)
+    model.model_id = model_id.strip()  # what a Ray actor rebuilds it from
+    return model
 
 
 def _coerce(value: str) -> Any:
