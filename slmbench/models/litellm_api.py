@@ -37,8 +37,22 @@ def create(rest: str, settings: dict[str, Any]) -> LiteLLMModel:
     return LiteLLMModel(rest, {**DEFAULT_SETTINGS, **settings})
 
 
+#: Environment defaults set before litellm is imported; an explicit value in the environment
+#: wins. LITELLM_LOCAL_MODEL_COST_MAP: no remote price map fetch. EXPERIMENTAL_OPENAI_BASE_LLM_
+#: HTTP_HANDLER: OpenAI and OpenAI-compatible providers go through litellm's own HTTP handler
+#: instead of the openai SDK, whose per-call request transform and client machinery cost about a
+#: third of litellm's client CPU per call (benchmarks/bench_api.py --flags; answers, token usage,
+#: logprobs and error classes are the same: tests/test_reliability.py and test_async_api.py run
+#: through it). Set it to "false" to go back to the SDK.
+LITELLM_ENV_DEFAULTS: dict[str, str] = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER": "true",
+}
+
+
 def import_litellm() -> Any:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    for key, value in LITELLM_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     import litellm
 
     litellm.suppress_debug_info = True
@@ -46,6 +60,47 @@ def import_litellm() -> Any:
     # a provider returning the wrong type makes pydantic warn on stderr; we report it per row
     warnings.filterwarnings("ignore", message="Pydantic serializer warnings")
     return litellm
+
+
+# modules litellm imports during its first chat call (its tokenizer, the proxy's types): ~0.4 s
+# of CPU that would otherwise land in the first rows' latency
+_FIRST_CALL_MODULES = ("litellm.litellm_core_utils.default_encoding", "litellm.proxy._types")
+
+
+def _warm_up() -> None:
+    import importlib
+
+    for name in _FIRST_CALL_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: S112 - a warm-up only; another litellm may not have it
+            continue
+
+
+def register_cost_entry(litellm: Any, name: str) -> bool:
+    """Give litellm a cost-map entry for a model it does not know (a model served locally).
+
+    litellm prices every response for its own logging, whatever the caller does with it; for a
+    model missing from its map that means a search through provider/region/generalisation
+    fallbacks and a failed-pricing diagnostic on every call (about 0.4 ms of client CPU, more
+    than the HTTP exchange). slmbench never reads litellm's price (rows are priced from the dated
+    sheets), so the entry only has to exist: zero prices, which is what litellm computed for
+    such a model anyway. Returns whether an entry was added.
+    """
+    try:
+        litellm.get_model_info(model=name)
+        return False
+    except Exception:
+        pass
+    provider = name.split("/", 1)[0]
+    entry = {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0,
+             "cache_read_input_token_cost": 0.0, "cache_creation_input_token_cost": 0.0,
+             "litellm_provider": provider, "mode": "chat"}
+    try:
+        litellm.register_model({name: entry})
+    except Exception:  # an optimisation only: never fail a run over it
+        return False
+    return True
 
 
 class LiteLLMModel(Model):
@@ -56,12 +111,17 @@ class LiteLLMModel(Model):
         super().__init__(name, settings)
         self._litellm: Any = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # worker processes (runner/process_pool.py) get the model by pickle: not the module
+        return {**self.__dict__, "_litellm": None}
+
     def prepare(self, task: Any) -> None:
         if self._litellm is None:
             self._litellm = import_litellm()
+            register_cost_entry(self._litellm, self.name)
+            _warm_up()
 
-    def complete(self, request: Request) -> Completion:
-        litellm = self._litellm or self.prepare(None) or self._litellm
+    def _call_kwargs(self, request: Request) -> dict[str, Any]:
         s = self.settings
         kwargs: dict[str, Any] = {
             "model": self.name, "messages": request.messages, "temperature": s["temperature"],
@@ -77,13 +137,40 @@ class LiteLLMModel(Model):
             # some OpenAI-compatible servers (llama.cpp's) only return logprobs with top_logprobs
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = 1
+        return kwargs
+
+    def complete(self, request: Request) -> Completion:
+        if self._litellm is None:
+            self.prepare(None)
+        kwargs = self._call_kwargs(request)
         start = time.perf_counter()
         try:
-            resp = litellm.completion(**kwargs)
+            resp = self._litellm.completion(**kwargs)
         except Exception as exc:
             raise _call_error(exc) from None
         latency = time.perf_counter() - start
         return _to_completion(resp, latency, request)
+
+    async def acomplete(self, request: Request) -> Completion:  # type: ignore[override]
+        """:meth:`complete` on ``litellm.acompletion``: the same request, errors and parsing."""
+        if self._litellm is None:
+            self.prepare(None)
+        kwargs = self._call_kwargs(request)
+        start = time.perf_counter()
+        try:
+            resp = await self._litellm.acompletion(**kwargs)
+        except Exception as exc:  # CancelledError is a BaseException: it goes through
+            raise _call_error(exc) from None
+        latency = time.perf_counter() - start
+        return _to_completion(resp, latency, request)
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        flag = os.environ.get("EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER",
+                              LITELLM_ENV_DEFAULTS["EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER"])
+        info["openai_http"] = ("litellm base HTTP handler" if flag.strip().lower() in
+                               ("true", "1", "yes") else "openai SDK")
+        return info
 
 
 def _retry_after(exc: Exception) -> float | None:
@@ -120,9 +207,29 @@ def _call_error(exc: Exception) -> ModelCallError:
     message = text.splitlines()[0] if text else name
     for noise in ("litellm.", f"{name}: ", "OpenAIException - "):
         message = message.replace(noise, "")
+    message = _json_error_message(message)
     reason = f"{name}{f' {status}' if status else ''}: {redact(message)[:240]}"
     return ModelCallError(reason, retryable=retryable, retry_after=_retry_after(exc),
                           status=status if isinstance(status, int) else None)
+
+
+def _json_error_message(message: str) -> str:
+    """litellm's own HTTP handler passes the provider's error body through as the message
+    (``{"error": {"message": ...}}``): keep the provider's message, as the SDK path does."""
+    start = message.find("{")
+    if start < 0:
+        return message
+    import json
+
+    try:
+        body, _ = json.JSONDecoder().raw_decode(message[start:])
+    except ValueError:
+        return message
+    error = body.get("error") if isinstance(body, dict) else None
+    inner = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(inner, str) or not inner.strip():
+        return message
+    return (message[:start] + inner).strip()
 
 
 def _to_completion(resp: Any, latency: float, request: Request) -> Completion:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from slmbench.errors import ModelCallError
 
@@ -27,6 +27,15 @@ class RetryPolicy:
         if retry_after is not None:
             return min(self.cap_s, max(retry_after, 0.0))
         return backoff
+
+
+class CongestionSignals(Protocol):
+    """What a call loop tells the concurrency window: an :class:`AdaptiveWindow`, or a stand-in
+    that forwards the signals to the process that owns the window (runner/process_pool.py)."""
+
+    def on_success(self) -> None: ...
+
+    def on_rate_limited(self) -> None: ...
 
 
 class AdaptiveWindow:
@@ -72,7 +81,6 @@ def call_with_retries(fn: Callable[[], T], policy: RetryPolicy, *,
                       window: AdaptiveWindow | None = None,
                       ) -> tuple[T | None, str | None, int]:
     """Run ``fn``; returns (result, error_reason, attempts). Never raises ModelCallError."""
-    rng = rng or random.Random()
     attempt = 0
     while True:
         attempt += 1
@@ -87,4 +95,37 @@ def call_with_retries(fn: Callable[[], T], policy: RetryPolicy, *,
             if not exc.retryable or attempt >= policy.max_attempts:
                 suffix = f" (gave up after {attempt} attempts)" if exc.retryable else ""
                 return None, exc.reason + suffix, attempt
+            # made on the first retry only: seeding a Random from urandom costs more than the
+            # rest of this function on the success path
+            rng = rng or random.Random()
             sleep(policy.delay(attempt, exc.retry_after, rng))
+
+
+async def acall_with_retries(fn: Callable[[], Awaitable[T]], policy: RetryPolicy, *,
+                             sleep: Callable[[float], Awaitable[None]] | None = None,
+                             rng: random.Random | None = None,
+                             window: CongestionSignals | None = None,
+                             ) -> tuple[T | None, str | None, int]:
+    """The asyncio sibling of :func:`call_with_retries`: same policy, same window signals, same
+    (result, error_reason, attempts); the back-off awaits instead of blocking a thread, so one
+    event loop keeps every other call moving while this one waits out a Retry-After."""
+    if sleep is None:
+        import asyncio
+
+        sleep = asyncio.sleep
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            result = await fn()
+            if window is not None:
+                window.on_success()
+            return result, None, attempt
+        except ModelCallError as exc:
+            if window is not None and exc.status == 429:
+                window.on_rate_limited()
+            if not exc.retryable or attempt >= policy.max_attempts:
+                suffix = f" (gave up after {attempt} attempts)" if exc.retryable else ""
+                return None, exc.reason + suffix, attempt
+            rng = rng or random.Random()
+            await sleep(policy.delay(attempt, exc.retry_after, rng))

@@ -1,0 +1,547 @@
+"""``--executor processes``: API calls on every core, rows written by this process alone.
+
+On one core the client is the limit of a fast API benchmark: litellm spends ~2 ms of CPU per
+call, so one process tops out near 500 calls/s whatever the server can do. Here N worker
+processes each run an asyncio loop of ``Model.acomplete`` calls (litellm.acompletion) over the
+items this process feeds them; each worker scores its answers and streams the rows back, and
+``run_benchmark`` (the caller of :meth:`ProcessPairRun.rows`) stays the single writer.
+
+Who does what
+-------------
+* This process (the parent) builds each request, answers cache hits, admits each request
+  against the cost cap, picks a worker, and on the way back writes the response cache, settles
+  the cost and yields the row. The cache, the cost cap and the writer never leave it.
+* A worker makes the calls, with the same retry policy and Retry-After handling as the
+  in-process path (``acall_with_retries``), and scores the answer.
+
+One concurrency window for all workers
+--------------------------------------
+The AIMD window (runner/retry.py) lives in the parent, which is the only dispatcher: it sends
+an item only while the items in flight *across all workers* are fewer than the window, so the
+limit holds for the pool as a whole exactly as for one process, and items sleeping in a retry
+back-off keep their slot, as in-process. A worker reports each 429 at once (a small message of
+its own, not with the row, which may come much later after back-off), and the parent halves the
+window when the 429 arrives; successes come with the rows. Rejected alternatives: a
+multiprocessing semaphore shared by the workers (AIMD has to resize it, which a semaphore cannot
+do atomically, and a worker that dies holding permits leaks them); a fixed share of the window
+per worker (each share halves on its own worker's 429s only, so a storm that hits one worker
+leaves the others sending at full rate, and a skewed item mix strands capacity).
+
+Transport and lifetime
+----------------------
+Workers are kept for the life of this process (one pool per worker count): starting one costs
+seconds of CPU (litellm's import and its first call), which each pair must not pay again. They
+are plain ``python -c`` children in sessions of their own, not multiprocessing processes: no
+re-import of the caller's ``__main__``, and a terminal's Ctrl-C reaches only the parent, which
+decides. Each worker talks to the parent over a socketpair with length-prefixed pickles; the
+parent batches the items of one dispatch round per worker, a worker batches the rows that
+finish in one loop iteration. When the parent dies, the workers read EOF and exit.
+
+Failure semantics (no row lost or duplicated)
+---------------------------------------------
+Every item is dispatched once and yields at most one row, and only rows the parent yields are
+written. Ctrl-C or any exception in the parent: the pool is shut down, calls in flight are
+dropped unwritten, and a resume runs those items again. A worker that dies mid-run: its items
+in flight go to the surviving workers; with none left the pair stops (``RunStopped``) with its
+rows so far written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slmbench.models import Model
+from slmbench.runner.items import ItemScorer
+from slmbench.runner.pair import PairRun, has_async_path
+from slmbench.tasks import Item, LoadedTask
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from slmbench.pricing.run_costs import RunCoster
+    from slmbench.runner.budget import CostCap
+    from slmbench.runner.cache import ResponseCache
+    from slmbench.runner.retry import RetryPolicy
+    from slmbench.runner.run import RunOptions
+
+_HEADER = struct.Struct("!I")
+_RECV_BYTES = 1 << 20
+_READY_MAX = 256  # cache hits answered before the next round of yields (bounded memory)
+
+
+def _frame(message: Any) -> bytes:
+    blob = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(blob)) + blob
+
+
+# --------------------------------------------------------------------------- parent side
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: subprocess.Popen
+    sock: socket.socket
+    buffer: bytearray = field(default_factory=bytearray)
+    inflight: set[int] = field(default_factory=set)  # seqs of the current pair
+    alive: bool = True
+
+    def send(self, message: Any) -> None:
+        self.sock.sendall(_frame(message))
+
+    def messages(self) -> Iterator[Any]:
+        """Complete messages in the buffer (after a recv)."""
+        buf = self.buffer
+        pos = 0
+        while len(buf) - pos >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(buf, pos)
+            end = pos + _HEADER.size + size
+            if len(buf) < end:
+                break
+            yield pickle.loads(buf[pos + _HEADER.size:end])
+            pos = end
+        del buf[:pos]
+
+
+# The worker ignores SIGINT before anything else is imported, and imports the parent's
+# slmbench: its folder goes first on sys.path unless already there (a site-packages folder is,
+# and must not be moved ahead of the standard library).
+_BOOT = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+         "sys.argv[2] in sys.path or sys.path.insert(0, sys.argv[2]); "
+         "from slmbench.runner.process_pool import worker_entry; worker_entry(int(sys.argv[1]))")
+
+
+class WorkerPool:
+    """N worker processes and their sockets; one pair at a time uses it.
+
+    Workers are plain ``python -c`` children (not multiprocessing): nothing of the parent's
+    ``__main__`` is re-imported in them, and each sits in a session of its own, so a terminal's
+    Ctrl-C reaches only the parent, which decides what happens to the calls in flight.
+    """
+
+    def __init__(self, n: int) -> None:
+        import slmbench
+
+        root = str(Path(slmbench.__file__).resolve().parent.parent)
+        self.n = n
+        self.workers: list[_Worker] = []
+        self.selector = selectors.DefaultSelector()
+        self.busy = False
+        self.pair_ids = 0
+        try:
+            for i in range(n):
+                parent_sock, child_sock = socket.socketpair()
+                try:
+                    # stdout stays clean for the parent's output (a report piped to a file)
+                    proc = subprocess.Popen(
+                        [sys.executable, "-c", _BOOT, str(child_sock.fileno()), root],
+                        pass_fds=(child_sock.fileno(),), stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL, start_new_session=True)
+                finally:
+                    child_sock.close()
+                worker = _Worker(i, proc, parent_sock)
+                self.workers.append(worker)
+                self.selector.register(parent_sock, selectors.EVENT_READ, worker)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def alive(self) -> list[_Worker]:
+        return [w for w in self.workers if w.alive]
+
+    def healthy(self) -> bool:
+        """Every worker still there (one may have been killed between two pairs)."""
+        return all(w.alive and w.process.poll() is None for w in self.workers)
+
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self.workers if w.alive]
+
+    def mark_dead(self, worker: _Worker) -> None:
+        if not worker.alive:
+            return
+        worker.alive = False
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(worker.sock)
+        worker.sock.close()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """EOF to every worker (they exit), then make sure they did."""
+        for worker in self.workers:
+            self.mark_dead(worker)
+        deadline = time.monotonic() + timeout
+        for worker in self.workers:
+            try:
+                worker.process.wait(max(0.01, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.process.wait(1.0)
+        self.selector.close()
+
+
+_pools: dict[int, WorkerPool] = {}
+_pools_lock = threading.Lock()
+
+
+def _acquire_pool(n: int) -> WorkerPool:
+    with _pools_lock:
+        pool = _pools.get(n)
+        if pool is not None and (pool.busy or not pool.healthy()):
+            if not pool.busy:
+                pool.close()
+            pool = None
+        if pool is None:
+            if not _pools:
+                import atexit
+
+                atexit.register(shutdown_pools)
+            pool = WorkerPool(n)
+            _pools[n] = pool
+        pool.busy = True
+        return pool
+
+
+def _release_pool(pool: WorkerPool, healthy: bool) -> None:
+    with _pools_lock:
+        pool.busy = False
+        if healthy and pool.healthy():
+            return
+        if _pools.get(pool.n) is pool:
+            del _pools[pool.n]
+    pool.close()
+
+
+def shutdown_pools() -> None:
+    """Stop every worker process (at exit; tests call it too)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.close()
+
+
+def worker_pids() -> list[int]:
+    """Pids of the live worker processes of every pool (for tests and diagnostics)."""
+    with _pools_lock:
+        return [pid for pool in _pools.values() for pid in pool.pids()]
+
+
+class ProcessPairRun(PairRun):
+    """A pair run whose calls are made by worker processes; see the module docstring.
+
+    Models without an asyncio path (local models) or not safe to call in parallel run in this
+    process as with the local executor: their cost is the model, not the client.
+    """
+
+    def __init__(self, model: Model, scorer: ItemScorer, options: RunOptions,
+                 cache: ResponseCache | None, cap: CostCap, coster: RunCoster) -> None:
+        super().__init__(model, scorer, options, cache, cap, coster)
+        self.processes = max(1, options.workers or os.cpu_count() or 1)
+
+    def rows(self, items: list[Item]) -> Iterator[dict[str, Any]]:
+        if not (self.model.thread_safe and has_async_path(self.model)):
+            return super().rows(items)
+        return self._process_rows(items)
+
+    def _process_rows(self, items: list[Item]) -> Iterator[dict[str, Any]]:
+        """Each round: refill the window (cache hits are answered on the spot), send the
+        workers their batches, then yield the rows that are ready, then wait for more. The
+        workers start the new calls while this process writes rows."""
+        started = time.perf_counter()
+        pool = _acquire_pool(self.processes)
+        pool.pair_ids += 1
+        pair_id = pool.pair_ids
+        healthy = False
+        task = self.scorer.task
+        slim = LoadedTask(spec=task.spec, items=(), train=(), fingerprint=task.fingerprint)
+        setup = ("setup", pair_id, self.model, slim, self.options.retry,
+                 self.cache is not None)
+        # seq → (item, request, cache key, cost estimate, worker index)
+        inflight: dict[int, tuple[Item, Any, str | None, float, int]] = {}
+        ready: list[dict[str, Any]] = []
+        seqs = iter(range(len(items)))
+        queue = iter(items)
+        exhausted = False
+        window = self.window
+        try:
+            for worker in pool.alive:
+                worker.inflight.clear()
+                try:
+                    worker.send(setup)
+                except OSError:
+                    pool.mark_dead(worker)
+            if not pool.alive:
+                self.stop(f"the {pool.n} worker processes could not be reached")
+            while True:
+                batches: dict[int, list[tuple[int, Item, Any]]] = {}
+                while (self.stop_reason is None and not exhausted
+                       and len(inflight) < window.current and len(ready) < _READY_MAX):
+                    item = next(queue, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    cached, request, key, estimate = self._admit(item)
+                    if cached is not None:
+                        ready.append(cached)
+                        continue
+                    if estimate < 0:
+                        break
+                    seq = next(seqs)
+                    worker = min(pool.alive, key=lambda w: len(w.inflight))
+                    worker.inflight.add(seq)
+                    inflight[seq] = (item, request, key, estimate, worker.index)
+                    batches.setdefault(worker.index, []).append((seq, item, request))
+                self._send_batches(pool, pair_id, batches, inflight)
+                rows, ready = ready, []
+                yield from rows
+                if not inflight:
+                    if exhausted or self.stop_reason is not None:
+                        break
+                    continue  # only cache hits so far: admit more
+                for message in self._receive(pool, pair_id, inflight):
+                    if message[0] == "rl":
+                        window.on_rate_limited()
+                        continue
+                    for _, seq, row, comp in message[2]:
+                        entry = inflight.pop(seq, None)
+                        if entry is None:
+                            continue  # a row already received (a re-dispatched item)
+                        _, _, key, estimate, index = entry
+                        pool.workers[index].inflight.discard(seq)
+                        if row["error"] is None:
+                            window.on_success()
+                        if comp is not None and self.cache is not None and key is not None:
+                            self.cache.put(key, comp)
+                        ready.append(self._settle(row, estimate))
+                if not pool.alive and inflight:
+                    self.stop(f"all {pool.n} worker processes exited; "
+                              f"{len(inflight)} items in flight were not answered")
+                    for _, _, _, estimate, _ in inflight.values():
+                        self.cap.settle(estimate, 0.0)
+                    inflight.clear()
+            healthy = not inflight
+        finally:
+            if healthy:
+                for worker in pool.alive:
+                    try:
+                        worker.send(("end", pair_id))
+                    except OSError:
+                        pool.mark_dead(worker)
+            _release_pool(pool, healthy)
+            self.wall_s = time.perf_counter() - started
+
+    def _send_batches(self, pool: WorkerPool, pair_id: int,
+                      batches: dict[int, list[tuple[int, Item, Any]]],
+                      inflight: dict[int, tuple[Item, Any, str | None, float, int]]) -> None:
+        """Send each worker its batch; a batch whose worker is gone goes to another one."""
+        todo = list(batches.items())
+        while todo:
+            index, batch = todo.pop()
+            worker = pool.workers[index]
+            try:
+                if not worker.alive:
+                    raise OSError("worker gone")
+                worker.send(("items", pair_id, batch))
+            except OSError:
+                pool.mark_dead(worker)
+                if not pool.alive:
+                    return  # the caller stops the pair
+                for seq, _, _ in batch:
+                    worker.inflight.discard(seq)
+                    other = min(pool.alive, key=lambda w: len(w.inflight))
+                    other.inflight.add(seq)
+                    item, request, key, estimate, _ = inflight[seq]
+                    inflight[seq] = (item, request, key, estimate, other.index)
+                    todo.append((other.index, [(seq, item, request)]))
+
+    def _receive(self, pool: WorkerPool, pair_id: int,
+                 inflight: dict[int, tuple[Item, Any, str | None, float, int]]) -> list[Any]:
+        """Block until at least one worker has sent something; return its messages for this
+        pair. A worker that hung up has its items in flight re-dispatched."""
+        out: list[Any] = []
+        while not out and pool.alive:
+            for key, _ in pool.selector.select():
+                worker: _Worker = key.data
+                try:
+                    data = worker.sock.recv(_RECV_BYTES)
+                except OSError:
+                    data = b""
+                if not data:
+                    self._lost(pool, worker, pair_id, inflight)
+                    continue
+                worker.buffer += data
+                for message in worker.messages():
+                    if message[0] == "error":
+                        raise RuntimeError(f"worker process {worker.index} failed:\n"
+                                           f"{message[2]}")
+                    if message[1] == pair_id:
+                        out.append(message)
+        return out
+
+    def _lost(self, pool: WorkerPool, worker: _Worker, pair_id: int,
+              inflight: dict[int, tuple[Item, Any, str | None, float, int]]) -> None:
+        pool.mark_dead(worker)
+        orphans = sorted(worker.inflight)
+        worker.inflight.clear()
+        if not pool.alive or not orphans:
+            return
+        batches: dict[int, list[tuple[int, Item, Any]]] = {}
+        for seq in orphans:
+            other = min(pool.alive, key=lambda w: len(w.inflight))
+            other.inflight.add(seq)
+            item, request, key, estimate, _ = inflight[seq]
+            inflight[seq] = (item, request, key, estimate, other.index)
+            batches.setdefault(other.index, []).append((seq, item, request))
+        self._send_batches(pool, pair_id, batches, inflight)
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def worker_entry(fd: int) -> None:
+    """Entry point of a worker process: serve pairs until the parent hangs up."""
+    import asyncio
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=fd)
+    asyncio.run(_serve(sock))
+
+
+class _Signals:
+    """The worker's stand-in for the parent's AdaptiveWindow: 429s go to the parent at once,
+    successes travel with the rows."""
+
+    def __init__(self, outbox: _Outbox, pair_id: int) -> None:
+        self.outbox = outbox
+        self.pair_id = pair_id
+
+    def on_success(self) -> None:
+        pass
+
+    def on_rate_limited(self) -> None:
+        self.outbox.send(("rl", self.pair_id))
+
+
+class _Outbox:
+    """Rows finished in one loop iteration leave in one message."""
+
+    def __init__(self, writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop) -> None:
+        self.writer = writer
+        self.loop = loop
+        self.rows: dict[int, list[tuple[int, int, dict[str, Any], Any]]] = {}
+        self.scheduled = False
+
+    def send(self, message: Any) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(_frame(message))
+
+    def row(self, pair_id: int, seq: int, row: dict[str, Any], comp: Any) -> None:
+        self.rows.setdefault(pair_id, []).append((pair_id, seq, row, comp))
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        rows, self.rows = self.rows, {}
+        for pair_id, batch in rows.items():
+            self.send(("rows", pair_id, batch))
+
+
+@dataclass
+class _PairContext:
+    model: Model
+    scorer: ItemScorer
+    policy: RetryPolicy
+    send_completion: bool
+    signals: _Signals
+    tasks: set[asyncio.Task] = field(default_factory=set)
+
+
+async def _serve(sock: socket.socket) -> None:
+    import asyncio
+
+    from slmbench.runner.pair import acall_model
+
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection(sock=sock)
+    outbox = _Outbox(writer, loop)
+    pairs: dict[int, _PairContext] = {}
+    models: dict[tuple[str, str, str], Model] = {}
+
+    async def one(pair_id: int, ctx: _PairContext, seq: int, item: Item, request: Any) -> None:
+        try:
+            row, comp = await acall_model(ctx.model, ctx.scorer, item, request, ctx.policy,
+                                          ctx.signals)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            outbox.send(("error", pair_id, traceback.format_exc()))
+            return
+        outbox.row(pair_id, seq, row, comp if ctx.send_completion else None)
+
+    try:
+        while True:
+            try:
+                head = await reader.readexactly(_HEADER.size)
+                (size,) = _HEADER.unpack(head)
+                message = pickle.loads(await reader.readexactly(size))
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break  # the parent hung up: done
+            kind = message[0]
+            if kind == "items":
+                ctx = pairs.get(message[1])
+                if ctx is None:
+                    continue
+                for seq, item, request in message[2]:
+                    task = loop.create_task(one(message[1], ctx, seq, item, request))
+                    ctx.tasks.add(task)
+                    task.add_done_callback(ctx.tasks.discard)
+            elif kind == "setup":
+                _, pair_id, model, task, policy, send_completion = message
+                try:
+                    mkey = (type(model).__qualname__, model.name, repr(sorted(
+                        model.settings.items(), key=lambda kv: kv[0])))
+                    model = models.setdefault(mkey, model)
+                    model.prepare(task)
+                    scorer = ItemScorer(task)
+                except BaseException:
+                    outbox.send(("error", pair_id, traceback.format_exc()))
+                    continue
+                pairs[pair_id] = _PairContext(model, scorer, policy, send_completion,
+                                              _Signals(outbox, pair_id))
+            elif kind == "end":
+                ctx = pairs.pop(message[1], None)
+                if ctx is not None:
+                    for task in list(ctx.tasks):
+                        task.cancel()
+    finally:
+        tasks = [t for ctx in pairs.values() for t in ctx.tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            from litellm.llms.custom_httpx.async_client_cleanup import (
+                close_litellm_async_clients,
+            )
+
+            await close_litellm_async_clients()
+        except Exception:  # noqa: S110 - best effort on the way out
+            pass
+        writer.close()

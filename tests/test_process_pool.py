@@ -1,0 +1,254 @@
+"""``executor="processes"``: API calls in worker processes, rows written by the parent alone.
+
+Same rows and metrics as the one-process path; one concurrency window across all workers,
+also under a 429 storm; the cache and the cost cap in the parent; no row lost or duplicated
+when a worker dies, on Ctrl-C, or when the parent is killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import BUNDLED_TASKS, REPO, gold_answerer
+from fakeserver import FakeOpenAIServer, FaultPlan
+
+from slmbench.runner import process_pool
+from slmbench.runner.budget import RunStopped
+from slmbench.runner.retry import RetryPolicy
+from slmbench.runner.run import RunOptions, run_benchmark
+from slmbench.store import open_run
+
+ROUTING = BUNDLED_TASKS / "support_routing.yaml"
+FAST_RETRY = RetryPolicy(max_attempts=3, base_s=0.01, cap_s=0.05)
+COMPARED = ("output", "answer", "routed", "correct", "invalid", "error", "attempts", "tokens_in",
+            "tokens_out", "token_source", "confidence", "confidence_source", "cached")
+
+
+def _run(server: FakeOpenAIServer, tmp_path: Path, run_id: str, *, model: str = "openai/fake",
+         settings: str = "", progress=None, **opts):
+    opts.setdefault("retry", FAST_RETRY)
+    opts.setdefault("concurrency", 8)
+    opts.setdefault("executor", "processes")
+    opts.setdefault("workers", 2)
+    return run_benchmark([ROUTING], [f"{model}?api_base={server.base_url}{settings}"],
+                         results_dir=tmp_path, run_id=run_id, options=RunOptions(**opts),
+                         progress=progress)
+
+
+def _max_overlap(server: FakeOpenAIServer) -> int:
+    """Most requests the server held at once. Each is held from its arrival for the server's
+    fixed delay, and the client keeps its slot at least that long, so this never exceeds the
+    client's calls in flight."""
+    events = sorted([(c["_t"], 1) for c in server.calls]
+                    + [(c["_t"] + server.delay_s, -1) for c in server.calls],
+                    key=lambda e: (e[0], e[1]))
+    now = peak = 0
+    for _, step in events:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def _stored_ids(run_dir: Path) -> list[str]:
+    path = run_dir / "items.jsonl"
+    return [json.loads(line)["item_id"] for line in path.read_text().splitlines()
+            if line.strip().endswith("}")]
+
+
+def test_same_rows_and_metrics_as_one_process(tmp_path):
+    _, answer = gold_answerer(ROUTING, wrong_every=3)
+    with FakeOpenAIServer(answer, answer_logprob=lambda b: -0.1) as server:
+        one = _run(server, tmp_path, "one", settings="&logprobs=true", executor="local",
+                   use_cache=False)
+        many = _run(server, tmp_path, "many", settings="&logprobs=true", use_cache=False)
+    a = {r["item_id"]: r for r in one.run.rows()}
+    b = {r["item_id"]: r for r in many.run.rows()}
+    assert len(a) == len(b) == 40
+    for item_id, row in a.items():
+        assert {k: row[k] for k in COMPARED} == {k: b[item_id][k] for k in COMPARED}
+    assert sum(not r["correct"] for r in b.values()) == 13
+    for key in ("accuracy", "macro_f1", "fallback_rate", "n_correct", "tokens_in", "tokens_out",
+                "n_errors"):
+        assert one.summary["results"][0][key] == many.summary["results"][0][key], key
+    assert len(process_pool.worker_pids()) == 2  # the pool outlives the pair, for the next one
+
+
+def test_a_429_storm_respects_one_window_for_all_workers(tmp_path):
+    """Concurrency 6 over 2 workers: never more than 6 requests at the server (a window per
+    worker would allow 12), and the 429s halve the shared window."""
+    _, answer = gold_answerer(ROUTING)
+    plan = FaultPlan.first_attempts(n=2, kinds=["429"], share=0.6, retry_after_s=0.05)
+    with FakeOpenAIServer(answer, delay_s=0.05, faults=plan) as server:
+        result = _run(server, tmp_path, "storm", concurrency=6, use_cache=False,
+                      retry=RetryPolicy(max_attempts=4, base_s=0.01, cap_s=0.1))
+        peak = _max_overlap(server)
+        faults = sum(server.fault_counts.values())
+    rows = result.run.rows()
+    assert len(rows) == 40 and all(r["error"] is None and r["correct"] for r in rows)
+    assert faults >= 20
+    assert 4 <= peak <= 6
+    timing = result.run.read_manifest()["timings"][0]
+    assert timing["window_decreases"] >= 1 and timing["window_min"] <= 3
+
+
+def test_cache_and_cost_cap_stay_in_the_parent(tmp_path):
+    _, answer = gold_answerer(ROUTING)
+    with FakeOpenAIServer(answer) as server:
+        first = _run(server, tmp_path, "first", settings="&temperature=0", limit=10)
+        second = _run(server, tmp_path, "second", settings="&temperature=0", limit=10)
+        assert len(server.calls) == 10
+    assert second.calls == 0 and all(r["cached"] for r in second.run.rows())
+    assert {r["item_id"]: r["output"] for r in first.run.rows()} == \
+        {r["item_id"]: r["output"] for r in second.run.rows()}
+    with FakeOpenAIServer(answer) as server:
+        with pytest.raises(RunStopped, match="max-cost"):
+            _run(server, tmp_path, "cap", model="openai/gpt-5.4-nano", concurrency=2,
+                 max_cost_usd=0.0003)
+        calls = len(server.calls)
+    entry = open_run(tmp_path / "cap").read_summary()["results"][0]
+    assert 0 < calls < 40 and entry["n_items"] == calls and entry["total_usd"] <= 0.0003
+
+
+class _KillWorkers:
+    """Progress hook: SIGKILL ``how_many`` worker processes once ``after`` rows are written."""
+
+    def __init__(self, after: int, how_many: int = 1) -> None:
+        self.after = after
+        self.how_many = how_many
+        self.rows = 0
+        self.killed: list[int] = []
+
+    def start(self, task, model, total, done):
+        pass
+
+    def advance(self, n=1):
+        self.rows += n
+        if self.rows == self.after and not self.killed:
+            self.killed = process_pool.worker_pids()[:self.how_many]
+            for pid in self.killed:
+                os.kill(pid, signal.SIGKILL)
+
+    def finish(self):
+        pass
+
+    def note(self, message):
+        pass
+
+
+def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tmp_path):
+    _, answer = gold_answerer(ROUTING, wrong_every=4)
+    hook = _KillWorkers(after=8)
+    with FakeOpenAIServer(answer, delay_s=0.05) as server:
+        result = _run(server, tmp_path, "killed", use_cache=False, progress=hook)
+    assert len(hook.killed) == 1 and hook.killed[0] not in process_pool.worker_pids()
+    ids = _stored_ids(result.run.path)
+    assert len(ids) == 40 and len(set(ids)) == 40
+    assert all(r["error"] is None for r in result.run.rows())
+    assert result.summary["results"][0]["n_correct"] == 30
+
+
+def test_all_workers_killed_stops_the_pair_and_a_resume_completes_it(tmp_path):
+    _, answer = gold_answerer(ROUTING)
+    hook = _KillWorkers(after=6, how_many=2)
+    with FakeOpenAIServer(answer, delay_s=0.05) as server:
+        with pytest.raises(RunStopped, match="worker processes exited"):
+            _run(server, tmp_path, "dead", use_cache=False, progress=hook)
+        stored = _stored_ids(tmp_path / "dead")
+        assert 6 <= len(stored) < 40 and len(set(stored)) == len(stored)
+        assert open_run(tmp_path / "dead").read_summary()["results"][0]["n_items"] == \
+            len(stored)
+        result = _run(server, tmp_path, "dead", use_cache=False)  # a fresh pool
+    ids = _stored_ids(result.run.path)
+    assert len(ids) == 40 and len(set(ids)) == 40
+    assert all(r["error"] is None and r["correct"] for r in result.run.rows())
+
+
+def _start_cli_like(server: FakeOpenAIServer, tmp_path: Path, run_id: str) -> subprocess.Popen:
+    """run_benchmark with the processes executor in a child, in its own session (as a shell
+    runs a foreground job); exits 130 on Ctrl-C like the CLI."""
+    code = (
+        "import sys\n"
+        "from slmbench.runner.run import RunOptions, run_benchmark\n"
+        "try:\n"
+        f"    run_benchmark([{str(ROUTING)!r}], [{f'openai/fake?api_base={server.base_url}'!r}],"
+        f" results_dir={str(tmp_path)!r}, run_id={run_id!r}, options=RunOptions("
+        "executor='processes', workers=2, concurrency=4, use_cache=False))\n"
+        "except KeyboardInterrupt:\n"
+        "    sys.exit(130)\n")
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _workers_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and "worker_entry" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+def _wait_rows(path: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) >= n:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"run ended early: {proc.stderr.read()}")
+        time.sleep(0.05)
+    pytest.fail("rows did not appear")
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigkill"])
+def test_interrupted_parent_then_resume_gives_every_row_once(tmp_path, how):
+    _, answer = gold_answerer(ROUTING, wrong_every=4)
+    with FakeOpenAIServer(answer, delay_s=0.1) as server:
+        proc = _start_cli_like(server, tmp_path, how)
+        items = tmp_path / how / "items.jsonl"
+        _wait_rows(items, 6, proc)
+        workers = _workers_of(proc.pid)
+        assert len(workers) == 2
+        os.killpg(proc.pid, signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == (130 if how == "ctrl-c" else -signal.SIGKILL), err
+        deadline = time.time() + 15
+        while time.time() < deadline and not all(_gone(p) for p in workers):
+            time.sleep(0.1)
+        assert all(_gone(p) for p in workers)  # no orphaned worker keeps calling
+        before = set(_stored_ids(tmp_path / how))
+        assert len(before) == len(_stored_ids(tmp_path / how)) and len(before) < 40
+        server.reset()
+        result = _run(server, tmp_path, how, concurrency=4, use_cache=False,
+                      executor="local")
+        resent = {c["_prompt"].removeprefix("Request: ") for c in server.calls}
+    ids = _stored_ids(result.run.path)
+    assert len(ids) == 40 and len(set(ids)) == 40
+    texts = {r["item_id"]: r["input"] for r in result.run.rows()}
+    assert not resent & {texts[i] for i in before}  # stored items are never asked again
+    assert result.summary["results"][0]["n_correct"] == 30
+    if how == "ctrl-c":
+        manifest = open_run(tmp_path / how).read_manifest()
+        assert manifest.get("resumed_at")
