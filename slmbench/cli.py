@@ -39,6 +39,15 @@ def run(
     shard: Annotated[str | None, typer.Option(
         help="Run shard K of N (K/N) of the items, by a stable hash of the item id.")] = None,
     concurrency: Annotated[int, typer.Option(help="Parallel requests for API models.")] = 8,
+    executor: Annotated[str, typer.Option(
+        help="Who makes the calls: local (this process) or ray (actors on a Ray cluster; "
+        'pip install "slmbench[ray]").')] = "local",
+    workers: Annotated[int | None, typer.Option(
+        help="Workers of --executor ray (default: one per CPU of the cluster, one per GPU for "
+        "GPU-offloaded models; API models share --concurrency).")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        help="Ray cluster to join with --executor ray: 'auto' (the one started on this machine) "
+        "or host:port; default: RAY_ADDRESS, else a new local Ray instance.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for bootstrap CIs and model sampling.")] = 0,
     pricing: Annotated[list[Path] | None, typer.Option(
         "--pricing", help="Extra pricing sheet folder (negotiated prices); repeatable.")] = None,
@@ -58,6 +67,17 @@ def run(
     ] = None,
     cache: Annotated[bool, typer.Option(
         help="Reuse stored responses for identical requests (results/.cache).")] = True,
+    cascade: Annotated[str | None, typer.Option(
+        metavar="SMALL,LARGE", help="Run a cascade live: SMALL answers every item, LARGE only "
+        "those SMALL escalates (confidence below --threshold, or invalid).")] = None,
+    threshold: Annotated[float | None, typer.Option(
+        help="Confidence threshold of --cascade (default 0.85).")] = None,
+    escalate_invalid: Annotated[bool, typer.Option(
+        "--escalate-invalid/--no-escalate-invalid",
+        help="With --cascade: also escalate invalid answers and failed calls.")] = True,
+    chain: Annotated[list[str] | None, typer.Option(
+        "--chain", metavar="CLASSIFIER,EXTRACTOR", help="Chain tasks: run a classify → extract "
+        "pipeline as one model, named chain(CLASSIFIER > EXTRACTOR); repeatable.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Run tasks × models, store rows/summary/manifest, print the leaderboard."""
@@ -79,7 +99,15 @@ def run(
     if limit is not None and limit < 1:
         raise InputError("must be at least 1", field="--limit", value=limit)
     from slmbench.runner.budget import RunStopped
+    from slmbench.runner.live_cascade import parse_cascade
     from slmbench.runner.shard import parse_shard
+
+    if threshold is not None and cascade is None:
+        raise InputError("--threshold needs --cascade SMALL,LARGE", field="--threshold",
+                         value=threshold)
+    cascade_spec = (parse_cascade(cascade, threshold, escalate_invalid)
+                    if cascade is not None else None)
+    models = list(model) if model else ([] if cascade_spec or chain else list(DEFAULT_MODELS))
 
     progress = SilentProgress()
     if not quiet:
@@ -88,10 +116,12 @@ def run(
         progress = RichProgress()
     try:
         result = run_benchmark(
-            task_paths, list(model or DEFAULT_MODELS), results_dir=results_dir, run_id=run_id,
+            task_paths, models, results_dir=results_dir, run_id=run_id,
             options=RunOptions(seed=seed, concurrency=concurrency, limit=limit,
                                shard=parse_shard(shard),
+                               executor=executor, workers=workers, ray_address=ray_address,
                                max_errors=max_errors, max_cost_usd=max_cost, use_cache=cache,
+                               cascade=cascade_spec, chains=tuple(chain or ()),
                                pricing=PricingOptions(
                                    dirs=tuple(pricing or ()), price_date=price_date,
                                    hardware=hardware, hourly_usd=hourly, volume_per_day=volume)),
@@ -103,6 +133,9 @@ def run(
     except KeyboardInterrupt as exc:
         _close(progress)
         typer.echo(f"interrupted: {_kept(exc)}", err=True)
+        ray_executor = sys.modules.get("slmbench.runner.ray_executor")
+        if ray_executor is not None:  # os._exit below skips Ray's atexit clean-up
+            ray_executor.shutdown_if_started()
         sys.stderr.flush()
         sys.stdout.flush()
         os._exit(130)  # do not wait for in-flight HTTP calls; every row is already on disk

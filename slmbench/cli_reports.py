@@ -121,9 +121,9 @@ def cascade(
         metavar="RUN:MODEL", help="The large model it escalates to (same form).")],
     task: Annotated[str | None, typer.Option(
         help="The task (needed when the runs share several).")] = None,
-    threshold: Annotated[float | None, typer.Option(
-        help="Escalate items whose small-model confidence is below this (default 0.85).")
-    ] = None,
+    threshold: Annotated[list[float] | None, typer.Option(
+        help="Escalate items whose small-model confidence is below this (default 0.85); "
+        "repeatable for several rows.")] = None,
     sweep: Annotated[bool, typer.Option(
         "--sweep", help="Thresholds 0.0 to 1.0 in steps of 0.05, plus every distinct "
         "confidence when there are few.")] = False,
@@ -145,9 +145,9 @@ def cascade(
     from slmbench.reports import cascade as cc
     from slmbench.reports.gate import parse_fraction
 
-    if threshold is not None and sweep:
+    if threshold and sweep:
         raise InputError("give --threshold or --sweep, not both", field="--threshold",
-                         value=threshold)
+                         value=threshold[0])
     if target_accuracy is not None and target_share_of_large is not None:
         raise InputError("give --target-accuracy or --target-share-of-large, not both",
                          field="--target-share-of-large", value=target_share_of_large)
@@ -155,8 +155,8 @@ def cascade(
                   else parse_fraction(target_accuracy, "--target-accuracy"))
     share_target = (None if target_share_of_large is None
                     else parse_fraction(target_share_of_large, "--target-share-of-large"))
-    if threshold is not None:
-        cc.check_threshold(threshold)
+    for t in threshold or ():
+        cc.check_threshold(t)
     if plot is not None:
         from slmbench.reports.plot import plot_format
 
@@ -170,7 +170,7 @@ def cascade(
                          "unpriced (run without --plot for the accuracy figures)",
                          field="--plot", value=str(plot))
     thresholds = (cc.sweep_thresholds(r.get("confidence") for r in inp.small.rows.values())
-                  if sweep else [cc.DEFAULT_THRESHOLD if threshold is None else threshold])
+                  if sweep else list(threshold or [cc.DEFAULT_THRESHOLD]))
     rows = cc.simulate(inp, thresholds, escalate_invalid)
     pick = (cc.pick_threshold(rows, acc_target, share_target)
             if acc_target is not None or share_target is not None else None)

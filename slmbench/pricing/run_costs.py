@@ -14,7 +14,7 @@ An unpriced model gets ``None`` in every $ figure (never $0) and a warning namin
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,72 @@ def load_book(options: PricingOptions) -> PriceBook:
     return load_pricebook(dirs)
 
 
+class CostColumns:
+    """What costing reads of one task × model's rows, column by column (numpy arrays in row
+    order): a columnar summary (:mod:`slmbench.store.columns`) hands these over instead of a
+    million row dicts; :class:`RowCostColumns` builds them from row dicts."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def tokens(self) -> tuple[Any, Any, Any]:
+        """``tokens_in``, ``tokens_out`` and ``cached_tokens_in`` (int arrays; 0 for ``null``)."""
+        raise NotImplementedError
+
+    def latencies(self) -> Any:
+        """``latency_s`` (float64; 0.0 where ``null``)."""
+        raise NotImplementedError
+
+    def n_correct(self) -> int:
+        raise NotImplementedError
+
+
+class RowCostColumns(CostColumns):
+    def __init__(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def tokens(self) -> tuple[Any, Any, Any]:
+        import numpy as np
+
+        return tuple(np.fromiter((int(r.get(k) or 0) for r in self.rows), dtype=np.int64,
+                                 count=len(self.rows))
+                     for k in ("tokens_in", "tokens_out", "cached_tokens_in"))
+
+    def latencies(self) -> Any:
+        import numpy as np
+
+        return np.fromiter((float(r.get("latency_s") or 0.0) for r in self.rows),
+                           dtype=np.float64, count=len(self.rows))
+
+    def n_correct(self) -> int:
+        return sum(bool(r.get("correct")) for r in self.rows)
+
+
+def per_distinct(fn: Callable[..., float], columns: Sequence[Any], chunk: int = 1 << 16) -> Any:
+    """``fn(*values)`` of every row of the equal-length arrays ``columns``, as a float64 array,
+    with ``fn`` called once per distinct combination of values in each chunk of rows: the
+    exact scalar formula (``token_cost``, ``hourly_cost``), without a call and a float object
+    per row of a million-row run (whose rows repeat few token counts)."""
+    import numpy as np
+
+    n = len(columns[0])
+    out = np.empty(n, dtype=np.float64)
+    for start in range(0, n, chunk):
+        part = [c[start:start + chunk] for c in columns]
+        if len(part) == 1:
+            uniq, inverse = np.unique(part[0], return_inverse=True)
+            combos = [(v,) for v in uniq.tolist()]
+        else:
+            uniq, inverse = np.unique(np.stack(part, axis=1), axis=0, return_inverse=True)
+            combos = uniq.tolist()
+        values = np.fromiter((fn(*c) for c in combos), dtype=np.float64, count=len(combos))
+        out[start:start + chunk] = values[inverse.reshape(-1)]
+    return out
+
+
 class RunCoster:
     """Prices every task × model of one run; collects warnings and the sheets used."""
 
@@ -84,47 +150,54 @@ class RunCoster:
                            for p, s in self.book.sheets_used]}
 
     def item_costs_and_basis(self, model: str, model_info: dict[str, Any],
-                             rows: Sequence[dict[str, Any]], timings: Sequence[dict[str, Any]]
-                             ) -> tuple[list[float | None], dict[str, Any]]:
+                             rows: Sequence[dict[str, Any]] | CostColumns,
+                             timings: Sequence[dict[str, Any]]) -> tuple[Any, dict[str, Any]]:
         """USD of each row (in ``rows``' order) and how they were priced (``pricing`` of a
-        summary entry). Unpriced: every cost is ``None``.
+        summary entry). Unpriced: every cost is ``None``. Row dicts give a list; the
+        :class:`CostColumns` of a columnar summary give a float64 array (when priced).
 
         ``rows`` and ``timings`` must be *all* the rows and timings of one task × model of a
         run: hourly prices divide by the concurrency measured over that whole group.
         """
+        if model_info.get("pricing") == "chain" and not isinstance(rows, CostColumns):
+            return self._chain(model_info, rows, timings)
+        cols = rows if isinstance(rows, CostColumns) else RowCostColumns(rows)
         if model_info.get("pricing", "tokens") == "hourly":
-            return self._hourly(model, model_info, rows, timings)
-        return self._tokens(model, rows)
+            costs, basis = self._hourly(model, model_info, cols, timings)
+        else:
+            costs, basis = self._tokens(model, cols)
+        if costs is not None:
+            return (costs if cols is rows else costs.tolist()), basis
+        return [None] * len(cols), basis
 
-    def item_costs(self, model: str, model_info: dict[str, Any], rows: Sequence[dict[str, Any]],
-                   timings: Sequence[dict[str, Any]]) -> list[float | None]:
+    def item_costs(self, model: str, model_info: dict[str, Any],
+                   rows: Sequence[dict[str, Any]] | CostColumns,
+                   timings: Sequence[dict[str, Any]]) -> Any:
         """USD of each row, priced exactly as :meth:`price` prices the group (None: unpriced)."""
         return self.item_costs_and_basis(model, model_info, rows, timings)[0]
 
-    def price(self, model: str, model_info: dict[str, Any], rows: Sequence[dict[str, Any]],
+    def price(self, model: str, model_info: dict[str, Any],
+              rows: Sequence[dict[str, Any]] | CostColumns,
               timings: Sequence[dict[str, Any]]) -> dict[str, Any]:
         costs, source = self.item_costs_and_basis(model, model_info, rows, timings)
-        out = summarize_costs(costs, sum(bool(r.get("correct")) for r in rows),
+        n_correct = (rows.n_correct() if isinstance(rows, CostColumns)
+                     else sum(bool(r.get("correct")) for r in rows))
+        out = summarize_costs(costs if isinstance(costs, list) else costs.tolist(), n_correct,
                               self.options.volume_per_day)
         out["pricing"] = source
         return out
 
-    def _tokens(self, model: str, rows: Sequence[dict[str, Any]]
-                ) -> tuple[list[float | None], dict[str, Any]]:
+    def _tokens(self, model: str, cols: CostColumns) -> tuple[Any, dict[str, Any]]:
         price = self.book.lookup(model, self.on)
         if price is None:
             self._warn(f"{model} is unpriced: no pricing sheet row in effect on {self.on}")
-            return [None] * len(rows), {"basis": "tokens", "priced": False}
+            return None, {"basis": "tokens", "priced": False}
         age = (self.on - price.retrieved).days
         if age > STALE_AFTER_DAYS:
             self._warn(f"{model}: its price sheet was retrieved {age} days before {self.on} "
                        f"({price.sheet_path})")
-        costs: list[float | None] = [
-            token_cost(price, int(r.get("tokens_in") or 0), int(r.get("tokens_out") or 0),
-                       cached_in=min(int(r.get("cached_tokens_in") or 0),
-                                     int(r.get("tokens_in") or 0)))
-            for r in rows
-        ]
+        costs = per_distinct(lambda t_in, t_out, cached: token_cost(
+            price, t_in, t_out, cached_in=min(cached, t_in)), cols.tokens())
         return costs, {"basis": "tokens", "priced": True, "model_id": price.qualified_id,
                        "input_per_1m": price.input, "output_per_1m": price.output,
                        "cached_input_per_1m": price.cached_input,
@@ -133,8 +206,8 @@ class RunCoster:
                        "sheet": shown_path(price.sheet_path),
                        "sheet_sha256": price.sheet_sha256}
 
-    def _hourly(self, model: str, model_info: dict[str, Any], rows: Sequence[dict[str, Any]],
-                timings: Sequence[dict[str, Any]]) -> tuple[list[float | None], dict[str, Any]]:
+    def _hourly(self, model: str, model_info: dict[str, Any], cols: CostColumns,
+                timings: Sequence[dict[str, Any]]) -> tuple[Any, dict[str, Any]]:
         rate_info: dict[str, Any]
         if self.options.hourly_usd is not None:
             usd_per_hour = float(self.options.hourly_usd)
@@ -144,12 +217,12 @@ class RunCoster:
             if machine is None and model_info.get("gpu_offload"):
                 self._warn(f"{model} is unpriced: it offloads to a GPU; give --hardware or "
                            "--hourly")
-                return [None] * len(rows), {"basis": "hourly", "priced": False}
+                return None, {"basis": "hourly", "priced": False}
             machine = machine or DEFAULT_CPU_HARDWARE
             rate = self.book.hardware(machine, self.on)
             if rate is None:
                 self._warn(f"{model} is unpriced: no hourly rate for {machine} on {self.on}")
-                return [None] * len(rows), {"basis": "hourly", "priced": False}
+                return None, {"basis": "hourly", "priced": False}
             usd_per_hour = rate.usd_per_hour
             rate_info = {"hardware": rate.id, "usd_per_hour": usd_per_hour,
                          "effective_from": rate.effective_from.isoformat(),
@@ -158,11 +231,40 @@ class RunCoster:
         latency_sum = sum(t.get("latency_sum_s", 0.0) for t in timings)
         wall = sum(t.get("wall_s", 0.0) for t in timings)
         concurrency = latency_sum / wall if wall > 0 and latency_sum > 0 else 1.0
-        costs: list[float | None] = [
-            hourly_cost(float(r.get("latency_s") or 0.0), usd_per_hour, concurrency)
-            for r in rows
-        ]
+        costs = per_distinct(lambda seconds: hourly_cost(seconds, usd_per_hour, concurrency),
+                             [cols.latencies()])
         return costs, {"basis": "hourly", "priced": True, "concurrency": concurrency, **rate_info}
+
+    def warn(self, message: str) -> None:
+        """Record a pricing warning once (shown under the leaderboard and in the summary)."""
+        self._warn(message)
+
+    def _chain(self, model_info: dict[str, Any], rows: Sequence[dict[str, Any]],
+               timings: Sequence[dict[str, Any]]) -> tuple[list[float | None], dict[str, Any]]:
+        """A classify → extract pipeline: the sum over its steps (each row's ``steps``), each
+        priced with that step model's own basis. Hourly steps divide by the concurrency the
+        pipeline achieved, measured on the steps actually run (cached steps keep their original
+        latency, as cached rows do); a step that was skipped costs nothing. One unpriced step
+        leaves the whole pipeline unpriced."""
+        fresh = sum(s.get("latency_s") or 0.0 for r in rows for s in r.get("steps") or []
+                    if not s.get("cached"))
+        step_timings = [{"wall_s": sum(t.get("wall_s", 0.0) for t in timings),
+                         "latency_sum_s": fresh}]
+        totals: list[float] = [0.0] * len(rows)
+        parts = []
+        for i, info in enumerate(model_info.get("steps") or []):
+            at = [j for j, r in enumerate(rows) if len(r.get("steps") or []) > i]
+            costs, basis = self.item_costs_and_basis(
+                info.get("name", f"step {i + 1}"), info, [rows[j]["steps"][i] for j in at],
+                step_timings)
+            for j, cost in zip(at, costs, strict=True):
+                totals[j] += cost or 0.0
+            parts.append({"model": info.get("name"), "items": len(at),
+                          "total_usd": sum(c or 0.0 for c in costs) if basis["priced"] else None,
+                          **basis})
+        priced = bool(parts) and all(p["priced"] for p in parts)
+        basis = {"basis": "chain", "priced": priced, "steps": parts}
+        return (list(totals) if priced else [None] * len(rows)), basis
 
     def _warn(self, message: str) -> None:
         if message not in self.warnings:

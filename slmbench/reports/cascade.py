@@ -131,13 +131,15 @@ def _open(spec: Any, model: str | None, field_: str) -> tuple[Any, str, list[dic
     return run, name, [r for r in rows if r["model"] == name]
 
 
-def _side(role: str, run: Any, model: str, task: str, rows: list[dict[str, Any]]) -> Side:
+def _side(role: str, run: Any, model: str, task: str, rows: list[dict[str, Any]],
+          coster: Any = None) -> Side:
     from slmbench.pricing.run_costs import RunCoster
     from slmbench.scoring.calibration import check_confidence
     from slmbench.store.summary import group_rows, pricing_from_manifest
 
     manifest = run.read_manifest()
-    coster = RunCoster(pricing_from_manifest(manifest), manifest.get("started_at"))
+    if coster is None:
+        coster = RunCoster(pricing_from_manifest(manifest), manifest.get("started_at"))
     group = group_rows(rows)[(task, model)]
     timings = [t for t in manifest.get("timings", [])
                if t.get("task") == task and t.get("model") == model]
@@ -215,10 +217,6 @@ def check_threshold(value: Any, field_: str = "--threshold") -> float:
     return float(value)
 
 
-def _is_unusable(row: dict[str, Any]) -> bool:
-    return bool(row.get("invalid")) or bool(row.get("error"))
-
-
 def _outcome(inp: CascadeInput, strategy: str, threshold: float | None,
              escalate: dict[str, bool], *, small_cost: bool = True) -> dict[str, Any]:
     from slmbench.pricing.cost import summarize_costs
@@ -252,18 +250,18 @@ def _outcome(inp: CascadeInput, strategy: str, threshold: float | None,
 def simulate(inp: CascadeInput, thresholds: Iterable[float] = (DEFAULT_THRESHOLD,),
              escalate_invalid: bool = True) -> list[dict[str, Any]]:
     """Rows: small only, large only, invalid only, then one per threshold (ascending)."""
+    from slmbench.scoring.escalation import escalates
+
     ts = sorted({check_threshold(t) for t in thresholds})
     small = inp.small.rows
-    conf = {i: small[i].get("confidence") for i in inp.ids}
     out = [
         _outcome(inp, "small only", None, dict.fromkeys(inp.ids, False)),
         _outcome(inp, "large only", None, dict.fromkeys(inp.ids, True), small_cost=False),
-        _outcome(inp, "invalid only", None, {i: _is_unusable(small[i]) for i in inp.ids}),
+        _outcome(inp, "invalid only", None, {i: escalates(small[i], None) for i in inp.ids}),
     ]
     for t in ts:
         out.append(_outcome(inp, "threshold", t, {
-            i: conf[i] is None or conf[i] < t or (escalate_invalid and _is_unusable(small[i]))
-            for i in inp.ids}))
+            i: escalates(small[i], t, escalate_invalid) for i in inp.ids}))
     n_small, n_large = out[0]["n_correct"], out[1]["n_correct"]
     for row in out:
         if n_large != n_small:
@@ -288,6 +286,55 @@ def simulate_cascade(small_run: Any, small_model: str | None, large_run: Any,
                              value=thresholds)
         thresholds = sweep_thresholds(r.get("confidence") for r in inp.small.rows.values())
     return simulate(inp, thresholds, escalate_invalid)
+
+
+def live_cascade_entries(run: Any, rows: Sequence[dict[str, Any]], coster: Any = None
+                         ) -> list[dict[str, Any]]:
+    """Figures of the cascades a run made live (``run --cascade``, recorded in its manifest),
+    one per cascade × task, from its stored rows: the large model's rows cover the escalated
+    items only, so there is no "large only" row and no gap recovered, but the threshold row is
+    computed exactly as :func:`simulate` computes it. An escalated item without a large-model
+    row (a run stopped early) is counted in ``n_missing`` and the entry is not ``complete``.
+    """
+    from slmbench.scoring.escalation import escalates
+
+    out: list[dict[str, Any]] = []
+    specs = run.read_manifest().get("cascades") or []
+    for spec in specs:
+        small_m, large_m = spec["small"], spec["large"]
+        t, esc_invalid = float(spec["threshold"]), bool(spec.get("escalate_invalid", True))
+        tasks = sorted({r["task"] for r in rows if r["model"] == small_m})
+        for task in tasks:
+            s_rows = [r for r in rows if r["task"] == task and r["model"] == small_m]
+            l_rows = [r for r in rows if r["task"] == task and r["model"] == large_m]
+            small = _side("small", run, small_m, task, s_rows, coster)
+            ids = sorted(small.rows)
+            escalate = {i: escalates(small.rows[i], t, esc_invalid) for i in ids}
+            large = (_side("large", run, large_m, task, l_rows, coster) if l_rows else
+                     Side(role="large", run_path=run.path, run_id=run.run_id, model=large_m,
+                          task=task, kind=small.kind, rows={}, costs={}, pricing={},
+                          price_date=small.price_date))
+            missing = [i for i in ids if escalate[i] and i not in large.rows]
+            entry: dict[str, Any] = {
+                "task": task, "kind": small.kind, "small": small_m, "large": large_m,
+                "model": f"cascade({small_m} → {large_m} @ {t:g})", "threshold": t,
+                "escalate_invalid": esc_invalid, "n_missing": len(missing),
+                "complete": not missing,
+            }
+            if missing:
+                entry.update({"n_items": len(ids), "accuracy": None, "priced": False})
+            else:
+                inp = CascadeInput(task=task, kind=small.kind, small=small, large=large,
+                                   ids=ids)
+                row = _outcome(inp, "threshold", t, escalate)
+                if not large.rows:  # nothing escalated: the large side costs nothing
+                    row.update(_outcome(inp, "small only", t, escalate))
+                    row["strategy"] = "threshold"
+                entry.update({k: row[k] for k in CSV_FIELDS if k not in ("strategy",)})
+                entry["gap_recovered"] = None
+                entry["price_date"] = small.price_date
+            out.append(entry)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

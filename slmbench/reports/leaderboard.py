@@ -166,12 +166,14 @@ def leaderboard_entries(summaries: Sequence[dict[str, Any]], sort: str | None = 
 
     Rows are ordered by task name, then by ``sort`` (default $ per correct answer, cheapest
     first); rows without the figure (unpriced, or no correct answer) come last, unpriced last of
-    all. Each row keeps its full summary entry under ``"entry"``.
+    all. Each row keeps its full summary entry under ``"entry"``. A cascade run live
+    (``run --cascade``) is a row of its own, next to its two models.
     """
     key, descending = resolve_sort(sort)
     rows = []
     for summary in summaries:
-        for entry in summary["results"]:
+        cascades = [c for c in summary.get("cascades") or [] if c.get("complete")]
+        for entry in [*summary["results"], *cascades]:
             ci = entry.get("accuracy_ci") or [None, None]
             priced = _is_priced(entry)
             row = {
@@ -346,22 +348,97 @@ def _reliability_part(entry: dict[str, Any]) -> list[str]:
                            ["l", "r", "r", "r"])]
 
 
+def _cascade_part(entry: dict[str, Any]) -> str:
+    return (f"Run live: `{md_cell(entry['small'])}` answered all {entry['n_items']} items, "
+            f"`{md_cell(entry['large'])}` the {entry['n_escalated']} "
+            f"({fmt('accuracy', entry['escalated_share'])}) whose confidence was below "
+            f"{entry['threshold']:g}" + (" or whose answer was invalid"
+                                          if entry.get("escalate_invalid") else "")
+            + ". $ = small on every item + large on the escalated ones.\n")
+
+
+def _chain_table(rows: list[dict[str, Any]], multi: bool) -> str:
+    """Kind chain: pipelines and single calls side by side on the three figures that matter."""
+    head = (["run"] if multi else []) + [
+        "model", "intent accuracy", "intent macro-F1", "field P / R / F1", "exact match",
+        "$/1k items", "$/correct"]
+    body = []
+    for r in rows:
+        e = r["entry"]
+        body.append(([r["run_id"]] if multi else []) + [
+            r["model"], fmt("accuracy", e.get("intent_accuracy")),
+            fmt("f1", e.get("intent_macro_f1")),
+            " / ".join(fmt("f1", e.get(f"field_micro_{k}"))
+                       for k in ("precision", "recall", "f1")),
+            fmt("accuracy", r["accuracy"]), fmt("usd_per_1k_items", r["usd_per_1k_items"], r),
+            fmt("usd_per_correct", r["usd_per_correct"], r)])
+    return (md_table(head, body, ["l"] * (1 + multi) + ["r"] * 6)
+            + "\nExact match = the intent right and every field equal (the accuracy); field "
+            "F1 counts (field, value) pairs whatever the intent.\n")
+
+
+def _chain_model_parts(entry: dict[str, Any]) -> list[str]:
+    """Kind chain, one model: its steps' costs (pipelines) and the per-field table."""
+    parts = []
+    pricing = entry.get("pricing") or {}
+    if pricing.get("basis") == "chain":
+        steps = [f"{i}. `{md_cell(st.get('model'))}` on {st.get('items')} items, "
+                 + ("unpriced" if st.get("total_usd") is None else _usd(st["total_usd"]))
+                 + f" ({st.get('basis')})" for i, st in enumerate(pricing.get("steps") or [], 1)]
+        parts.append("Pipeline steps (cost = their sum): " + "; ".join(steps) + ".\n")
+    fields = entry.get("per_field") or {}
+    parts.append(md_table(
+        ["field", "precision", "recall", "F1", "tp", "fp", "fn"],
+        [[name_, fmt("precision", m.get("precision")), fmt("recall", m.get("recall")),
+          fmt("f1", m.get("f1")), m.get("tp"), m.get("fp"), m.get("fn")]
+         for name_, m in fields.items() if m.get("tp") or m.get("fp") or m.get("fn")],
+        ["l"] + ["r"] * 6))
+    return parts
+
+
 def _task_section(task: str, rows: list[dict[str, Any]], multi: bool) -> list[str]:
     kind = rows[0]["kind"] or rows[0]["entry"].get("kind")
     parts = [f"## {md_cell(task)} ({kind})\n"]
     if kind == "routing":
+        paths = any("route_paths" in r["entry"] for r in rows)
         head = (["run"] if multi else []) + ["model", "fallback rate",
                                              "accuracy (fallback = miss)", "accuracy"]
+        if paths:
+            head += ["$ of model routes", "$/1k items incl. routes", "$/correct incl. routes"]
+
+        def path_cells(entry: dict[str, Any]) -> list[str]:
+            if not paths:
+                return []
+            usd = [p["usd"] for p in (entry.get("route_paths") or {}).values()]
+            spent = None if not usd or None in usd else math.fsum(usd)
+            return ["unpriced" if spent is None else _usd(spent),
+                    fmt("usd_per_1k_items", entry.get("usd_per_1k_items_with_paths")),
+                    fmt("usd_per_correct", entry.get("usd_per_correct_with_paths"))]
+
         parts.append(md_table(head, [
             ([r["run_id"]] if multi else []) + [
                 r["model"], fmt("fallback_rate", r["entry"].get("fallback_rate")),
                 fmt("accuracy_fallback_as_miss", r["entry"].get("accuracy_fallback_as_miss")),
-                fmt("accuracy", r["accuracy"])] for r in rows],
-            ["l"] * (1 + multi) + ["r"] * 3))
+                fmt("accuracy", r["accuracy"])] + path_cells(r["entry"]) for r in rows],
+            ["l"] * (1 + multi) + ["r"] * (3 + 3 * paths)))
+        if paths:
+            routes = next(r["entry"]["route_paths"] for r in rows if "route_paths" in r["entry"])
+            parts.append("Routes that lead to a model are priced per routed item as that "
+                         "model's call on the item's text and an answer of "
+                         + ", ".join(f"{p['tokens_out']} tokens (`{md_cell(name)}` → "
+                                     f"`{md_cell(p['model'])}`)" for name, p in routes.items())
+                         + "; an estimate, the downstream call is not made.\n")
+    if kind == "chain":
+        parts.append(_chain_table(rows, multi))
     for r in rows:
         entry = r["entry"]
         name = f"{r['model']} (run {r['run_id']})" if multi else r["model"]
         parts.append(f"### {md_cell(name)}\n")
+        if kind == "chain":
+            parts.extend(_chain_model_parts(entry))
+        if "threshold" in entry and "small" in entry:
+            parts.append(_cascade_part(entry))
+            continue
         if kind == "extraction":
             parts.append(
                 f"JSON-valid {fmt('json_valid_rate', entry.get('json_valid_rate'))}, "

@@ -11,22 +11,40 @@ from slmbench.scoring import exact_match, label_matcher, parse_json_object, pars
 from slmbench.store.manifest import now_iso
 from slmbench.tasks import Item, LoadedTask, build_messages
 
-DEFAULT_MAX_TOKENS = {"classification": 32, "routing": 32, "extraction": 256}
+DEFAULT_MAX_TOKENS = {"classification": 32, "routing": 32, "extraction": 256, "chain": 256}
 _JSON_TYPES = {"string": "string", "integer": "integer", "number": "number",
                "boolean": "boolean"}
 
 
 def json_schema(task: LoadedTask) -> dict[str, Any]:
     """The JSON schema an extraction answer must follow (used for grammar-constrained decoding)."""
+    props = _field_props(task.spec.fields)
+    return {"type": "object", "properties": props, "required": [f.name for f in task.spec.fields],
+            "additionalProperties": False}
+
+
+def _field_props(fields: Any) -> dict[str, Any]:
     props: dict[str, Any] = {}
-    for f in task.spec.fields:
+    for f in fields:
         if f.type == "list":
             props[f.name] = {"anyOf": [{"type": "array", "items": {"type": "string"}},
                                        {"type": "null"}]}
         else:
             props[f.name] = {"anyOf": [{"type": _JSON_TYPES[f.type]}, {"type": "null"}]}
-    return {"type": "object", "properties": props, "required": [f.name for f in task.spec.fields],
-            "additionalProperties": False}
+    return props
+
+
+def chain_json_schema(task: LoadedTask) -> dict[str, Any]:
+    """A single-call chain answer: one alternative per class, the class (a constant) first and
+    then exactly that class's fields, so constrained decoding picks the class, then fills in
+    its fields."""
+    spec = task.spec
+    variants = []
+    for label in spec.labels or ():
+        props = {spec.label_field: {"const": label}, **_field_props(spec.class_fields(label))}
+        variants.append({"type": "object", "properties": props, "required": list(props),
+                         "additionalProperties": False})
+    return {"oneOf": variants}
 
 
 class ItemScorer:
@@ -38,10 +56,18 @@ class ItemScorer:
         self.matcher = label_matcher(spec.choices) if spec.choices else {}
         self.schema = json_schema(task) if spec.kind == "extraction" else None
         self.max_tokens = spec.max_tokens or DEFAULT_MAX_TOKENS[spec.kind]
+        self.prompt_spec = spec
+        self.choices = spec.choices
+        if spec.kind == "chain":  # a plain model answers class and fields in one JSON object
+            from slmbench.tasks.chain import single_call_spec
+
+            self.prompt_spec = single_call_spec(spec)
+            self.schema = chain_json_schema(task)
+            self.choices = None
 
     def request(self, item: Item) -> Request:
-        return Request(messages=build_messages(self.task.spec, item.text), text=item.text,
-                       choices=self.task.spec.choices, json_schema=self.schema,
+        return Request(messages=build_messages(self.prompt_spec, item.text), text=item.text,
+                       choices=self.choices, json_schema=self.schema,
                        max_tokens=self.max_tokens)
 
     def row(self, model: Model, item: Item, comp: Completion | None, error: str | None,
@@ -65,7 +91,9 @@ class ItemScorer:
                    confidence_source=comp.confidence_source)
         if comp.extra:
             row["extra"] = comp.extra
-        if spec.kind == "extraction":
+        if spec.kind == "chain":
+            self._chain_answer(row, comp, item)
+        elif spec.kind == "extraction":
             answer = parse_json_object(comp.text)
             row["answer"] = answer
             row["invalid"] = answer is None
@@ -80,6 +108,33 @@ class ItemScorer:
             else:
                 row["correct"] = answer == item.gold
         return row
+
+
+    def _chain_answer(self, row: dict[str, Any], comp: Completion, item: Item) -> None:
+        """A pipeline's answer comes from its steps (``extra["steps"]``, lifted to the row's
+        ``steps``); a single call's from its one JSON object."""
+        from slmbench.scoring.chain import chain_correct, parse_chain_answer
+
+        spec = self.task.spec
+        extra = dict(row.get("extra") or {})
+        steps = extra.pop("steps", None)
+        if steps is not None:
+            row["steps"] = steps
+            row["cached"] = bool(steps) and all(s.get("cached") for s in steps)
+            answer: dict[str, Any] | None = {
+                "label": steps[0].get("answer"),
+                "fields": steps[1].get("answer") if len(steps) > 1 else (
+                    {} if steps[0].get("answer") is not None else None)}
+            if extra:
+                row["extra"] = extra
+            else:
+                row.pop("extra", None)
+        else:
+            answer = parse_chain_answer(comp.text, spec.label_field,
+                                        [f.name for f in spec.fields], self.matcher)
+        row["answer"] = answer
+        row["invalid"] = answer is None or answer["label"] is None or answer["fields"] is None
+        row["correct"] = chain_correct(answer, item.gold, spec.fields)
 
 
 def call_model(model: Model, scorer: ItemScorer, item: Item, request: Request,

@@ -21,6 +21,7 @@ from slmbench.pricing.run_costs import PricingOptions, RunCoster
 from slmbench.runner.budget import CostCap, ErrorLimit, RunStopped
 from slmbench.runner.cache import ResponseCache
 from slmbench.runner.items import ItemScorer
+from slmbench.runner.live_cascade import CascadeSpec, escalated_ids, manifest_entry
 from slmbench.runner.pair import PairRun
 from slmbench.runner.progress import Progress, SilentProgress
 from slmbench.runner.retry import RetryPolicy
@@ -46,6 +47,10 @@ class RunOptions:
     executor: str = "local"
     workers: int | None = None
     ray_address: str | None = None
+    #: run a small → large cascade live: the large model only on the escalated items
+    cascade: CascadeSpec | None = None
+    #: classify → extract pipelines, each "CLASSIFIER,EXTRACTOR", run as one model each
+    chains: tuple[str, ...] = ()
 
 
 @dataclass
@@ -70,12 +75,18 @@ def task_description(task: LoadedTask) -> dict[str, Any]:
     if spec.kind == "classification":
         info["labels"] = list(spec.labels or ())
     elif spec.kind == "routing":
-        info["routes"] = [{"name": r.name, "description": r.description, "target": r.target}
+        info["routes"] = [{"name": r.name, "description": r.description, "target": r.target,
+                           **({"tokens_out": r.tokens_out} if r.tokens_out else {})}
                           for r in spec.routes]
         info["fallback"] = spec.fallback
     else:
         info["fields"] = [{"name": f.name, "type": f.type, "required": f.required}
                           for f in spec.fields]
+    if spec.kind == "chain":
+        info["labels"] = list(spec.labels or ())
+        info["label_field"] = spec.label_field
+        info["classes"] = {label: [f.name for f in spec.class_fields(label)]
+                           for label in spec.labels or ()}
     return info
 
 
@@ -99,6 +110,10 @@ def load_tasks(paths: list[Path], limit: int | None = None,
     return tasks
 
 
+# what the escalation rule reads from the small model's stored rows
+CASCADE_FIELDS = frozenset({"confidence", "invalid", "error"})
+
+
 def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: Path,
                   run_id: str | None = None, options: RunOptions | None = None,
                   progress: Progress | None = None) -> RunResult:
@@ -111,7 +126,14 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
     progress = progress or SilentProgress()
     if not task_paths:
         raise InputError("no task files given", field="TASKS")
-    if not model_ids:
+    model_ids = list(model_ids)
+    cascade = options.cascade
+    if cascade is not None:
+        # the small model runs on every item; the large one only on escalated items, unless it
+        # was also asked for with --model (then it runs on every item and the cascade reuses it)
+        cascade_large_only = cascade.large not in model_ids
+        model_ids += [m for m in (cascade.small, cascade.large) if m not in model_ids]
+    if not model_ids and not options.chains:
         raise InputError("no models given", field="--model")
     if len(set(model_ids)) != len(model_ids):
         dup = next(m for m in model_ids if model_ids.count(m) > 1)
@@ -122,6 +144,17 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
     cap = CostCap(options.max_cost_usd)
     tasks = load_tasks(task_paths, options.limit, options.shard)
     models = [resolve_model(m) for m in model_ids]
+    models += _chain_models(options, Path(results_dir))
+    partial: Model | None = None  # the cascade's large model, called on escalated items only
+    if cascade is not None:
+        small_model = models[model_ids.index(cascade.small)]
+        large_model = models[model_ids.index(cascade.large)]
+        if cascade_large_only:
+            partial = large_model
+    if options.executor == "ray":  # Ray installed, cluster reachable, workers fit: now
+        from slmbench.runner.ray_executor import check_executor
+
+        check_executor(options, models)
     coster = RunCoster(options.pricing, None)  # bad sheets, dates, --hardware fail here
     if cap.cap is not None:
         for model in models:
@@ -132,6 +165,11 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
 
     run = RunDir(Path(results_dir) / (run_id or new_run_id()))
     manifest = _start_manifest(run, tasks, models, options)
+    if cascade is not None:
+        entry = manifest_entry(cascade, small_model.name, large_model.name)
+        manifest.setdefault("cascades", [])
+        if entry not in manifest["cascades"]:
+            manifest["cascades"].append(entry)
     run.write_manifest(manifest)
     done = {row_key(r) for r in run.rows() if not r.get("error")}
     cache = ResponseCache(Path(results_dir) / ".cache" / "responses.sqlite3") \
@@ -147,12 +185,15 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
                     progress.note(f"{model.name} does not do {task.spec.kind}: skipped on "
                                   f"{task.spec.name}")
                     continue
-                todo = [it for it in task.items
-                        if (task.spec.name, model.name, it.id) not in done]
-                progress.start(task.spec.name, model.name, len(task.items),
-                               len(task.items) - len(todo))
+                items = task.items
+                if model is partial:
+                    up = escalated_ids(run.rows(CASCADE_FIELDS), task.spec.name,
+                                       small_model.name, cascade)
+                    items = tuple(it for it in items if str(it.id) in up)
+                todo = [it for it in items if (task.spec.name, model.name, it.id) not in done]
+                progress.start(task.spec.name, model.name, len(items), len(items) - len(todo))
                 errors.reset()
-                if todo:
+                if todo and options.executor != "ray":  # Ray actors load their own copy
                     model.prepare(task)
                 pair = make_pair_run(task, model, scorer, options, cache, cap, coster)
                 try:
@@ -202,11 +243,38 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
     return RunResult(run=run, summary=summary, calls=counts["calls"])
 
 
+def _chain_models(options: RunOptions, results_dir: Path) -> list[Model]:
+    """The ``--chain`` pipelines; each step goes through the response cache on its own."""
+    from slmbench.models.chain import resolve_chain
+
+    cache_path = results_dir / ".cache" / "responses.sqlite3" if options.use_cache else None
+    chains = [resolve_chain(text, cache_path) for text in options.chains]
+    names = [c.name for c in chains]
+    for text, chain in zip(options.chains, chains, strict=True):
+        if names.count(chain.name) > 1:
+            raise InputError("chain given twice", field="--chain", value=text)
+        if options.max_cost_usd is not None and any(
+                m.pricing == PRICING_TOKENS for m in (chain.classifier, chain.extractor)):
+            raise InputError("--max-cost does not cover API steps of a chain yet; drop one",
+                             field="--chain", value=text)
+    return chains
+
+
 def make_pair_run(task: LoadedTask, model: Model, scorer: ItemScorer, options: RunOptions,
                   cache: ResponseCache | None, cap: CostCap, coster: RunCoster) -> PairRun:
     """The executor seam: every executor yields scored rows for one pair; this process writes."""
     if options.executor == "local":
         return PairRun(model, scorer, options, cache, cap, coster)
+    if options.executor == "processes":  # API calls in worker processes, one window for all
+        if options.workers is not None and options.workers < 1:
+            raise InputError("must be at least 1", field="--workers", value=options.workers)
+        from slmbench.runner.process_pool import ProcessPairRun
+
+        return ProcessPairRun(model, scorer, options, cache, cap, coster)
+    if options.executor == "ray":  # actors on a Ray cluster, one model each
+        from slmbench.runner.ray_executor import RayPairRun
+
+        return RayPairRun(task, model, scorer, options, cache, cap, coster)
     raise InputError("unknown executor", field="--executor", value=options.executor)
 
 
@@ -220,8 +288,9 @@ def _start_manifest(run: RunDir, tasks: list[LoadedTask], models: list[Model],
         "options": {"concurrency": options.concurrency, "limit": options.limit,
                     "shard": list(options.shard) if options.shard else None,
                     "max_errors": options.max_errors, "max_cost_usd": options.max_cost_usd,
-                    "cache": options.use_cache,
+                    "cache": options.use_cache, "chains": list(options.chains),
                     "executor": options.executor, "workers": options.workers,
+                    "ray_address": options.ray_address,
                     "retry": vars(options.retry),
                     "pricing_dirs": [str(d) for d in options.pricing.dirs],
                     "price_date": options.pricing.price_date,

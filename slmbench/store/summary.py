@@ -6,13 +6,25 @@ finished run, and a summary can be checked against its rows at any time.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from slmbench.pricing.run_costs import PricingOptions, RunCoster
-from slmbench.scoring import task_metrics
-from slmbench.scoring.calibration import calibration_metrics
+from slmbench.scoring import coded_task_metrics, task_metrics
+from slmbench.scoring.calibration import calibration_metrics, calibration_summary
+from slmbench.store.columns import (
+    COLUMNAR_KINDS,
+    CORRECT,
+    ERROR,
+    INVALID,
+    ColumnarUnsupported,
+    Columns,
+    PairColumns,
+    read_columns,
+)
 from slmbench.store.manifest import now_iso
 from slmbench.store.run_dir import RunDir
 from slmbench.tasks.spec import FieldSpec
@@ -21,12 +33,12 @@ from slmbench.tasks.spec import FieldSpec
 SUMMARY_FIELDS = frozenset({
     "kind", "gold", "answer", "routed", "correct", "invalid", "error", "latency_s",
     "tokens_in", "tokens_out", "token_source", "cached_tokens_in", "confidence",
-    "confidence_source", "cached",
+    "confidence_source", "cached", "steps",
 })
 
 
-def _quantile(values: list[float], q: float) -> float | None:
-    if not values:
+def _quantile(values: Any, q: float) -> float | None:
+    if len(values) == 0:
         return None
     import numpy as np
 
@@ -42,19 +54,43 @@ def group_rows(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[st
     return groups
 
 
-def pair_metrics(task_info: dict[str, Any], rows: list[dict[str, Any]], seed: int
-                 ) -> dict[str, Any]:
+def metric_kwargs(task_info: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`task_metrics` needs of a task besides its rows (labels, fields, fallback)."""
     kind = task_info["kind"]
     if kind == "classification":
-        kwargs: dict[str, Any] = {"labels": task_info.get("labels", [])}
-    elif kind == "routing":
-        kwargs = {"labels": [r["name"] for r in task_info.get("routes", [])],
-                  "fallback": task_info.get("fallback")}
-    else:
-        kwargs = {"fields": [FieldSpec(name=f["name"], type=f.get("type", "string"))
-                             for f in task_info.get("fields", [])]}
+        return {"labels": task_info.get("labels", [])}
+    if kind == "routing":
+        return {"labels": [r["name"] for r in task_info.get("routes", [])],
+                "fallback": task_info.get("fallback")}
+    if kind == "chain":  # the class's label set, and every field any class extracts
+        return {"labels": task_info.get("labels", []),
+                "fields": [FieldSpec(name=f["name"], type=f.get("type", "string"))
+                           for f in task_info.get("fields", [])]}
+    return {"fields": [FieldSpec(name=f["name"], type=f.get("type", "string"))
+                       for f in task_info.get("fields", [])]}
+
+
+def pair_metrics(task_info: dict[str, Any], rows: list[dict[str, Any]], seed: int
+                 ) -> dict[str, Any]:
     # calibration of the stored confidences: ECE, how many rows had one, the reliability bins
-    return {**task_metrics(kind, rows, seed=seed, **kwargs), **calibration_metrics(rows)}
+    return {**task_metrics(task_info["kind"], rows, seed=seed, **metric_kwargs(task_info)),
+            **calibration_metrics(rows)}
+
+
+def columnar_pair_metrics(task_info: dict[str, Any], cols: PairColumns, seed: int
+                          ) -> dict[str, Any]:
+    """:func:`pair_metrics` of a classification or routing pair from its columns."""
+    import numpy as np
+
+    correct = cols.flag(CORRECT)
+    metrics = coded_task_metrics(
+        task_info["kind"], cols.col("gold"), cols.col("pred"), cols.strings,
+        n_errors=cols.count(ERROR), n_invalid=cols.count(INVALID),
+        n_correct=int(np.count_nonzero(correct)), seed=seed, **metric_kwargs(task_info))
+    conf = cols.col("confidence")
+    has = ~np.isnan(conf)
+    return {**metrics, **calibration_summary(conf[has], correct[has], len(cols),
+                                             cols.source_names("confidence_source"))}
 
 
 def pricing_from_manifest(manifest: dict[str, Any]) -> PricingOptions:
@@ -66,44 +102,121 @@ def pricing_from_manifest(manifest: dict[str, Any]) -> PricingOptions:
                           volume_per_day=opts.get("volume_per_day"))
 
 
-def build_summary(run: RunDir, pricing: PricingOptions | None = None) -> dict[str, Any]:
+def _entry(task: str, model: str, info: dict[str, Any], n: int, metrics: dict[str, Any],
+           latencies: Any, timings: list[dict[str, Any]], tokens_in: int, tokens_out: int,
+           token_sources: set[str]) -> dict[str, Any]:
+    """A summary entry of one pair, from its metrics and its (non-null) latencies."""
+    wall = sum(t["wall_s"] for t in timings)
+    timed_items = sum(t["items"] for t in timings)
+    return {
+        "task": task, "model": model, "kind": info["kind"], "n_items": n,
+        "n_expected": info.get("n_items"),
+        **metrics,
+        "latency_p50_s": _quantile(latencies, 0.5),
+        "latency_p95_s": _quantile(latencies, 0.95),
+        # exact sum: the same figure whatever order the rows come in
+        "latency_sum_s": math.fsum(latencies if isinstance(latencies, list)
+                                   else latencies.tolist()),
+        "items_per_s": timed_items / wall if wall > 0 else None,
+        "wall_s": wall,
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+        "token_sources": sorted(token_sources),
+    }
+
+
+def _columnar_plan(manifest: dict[str, Any], row_tasks: set[str]
+                   ) -> Callable[[str, str], str | None] | None:
+    """Which pairs :mod:`slmbench.store.columns` summarises (classification and routing,
+    except ``row_tasks`` and chain pipelines); ``None`` when the run needs every row as a dict
+    (live cascades read them all)."""
+    tasks = manifest.get("tasks")
+    if manifest.get("cascades") or not isinstance(tasks, dict):
+        return None
+    models = manifest.get("models", {})
+
+    def plan(task: str, model: str) -> str | None:
+        info = tasks.get(task)
+        if info is None:
+            return None
+        kind = info.get("kind")
+        if kind in COLUMNAR_KINDS and task not in row_tasks \
+                and models.get(model, {}).get("pricing") != "chain":
+            return kind
+        return "rows"
+
+    return plan
+
+
+def build_summary(run: RunDir, pricing: PricingOptions | None = None, *,
+                  columnar: bool = True) -> dict[str, Any]:
+    """The summary of a run from its rows and manifest. ``columnar=False`` summarises every
+    pair from row dicts (the reference the columnar path is tested against)."""
     manifest = run.read_manifest()
     seed = int(manifest.get("seed", 0))
     coster = RunCoster(pricing or pricing_from_manifest(manifest), manifest.get("started_at"))
-    rows = run.rows(SUMMARY_FIELDS)
+    from slmbench.pricing.route_costs import model_routes
+
+    # routes that lead to a model are priced from the item's text (route_costs)
+    paths = {name for name, info in manifest.get("tasks", {}).items() if model_routes(info)}
+    fields = SUMMARY_FIELDS | {"input"} if paths else SUMMARY_FIELDS
     timings: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for t in manifest.get("timings", []):
         timings[(t["task"], t["model"])].append(t)
+    # a million rows as dicts take gigabytes: label tasks are summarised from typed columns
+    # read in one streaming pass, the others (and odd rows) from row dicts
+    columns: Columns | None = None
+    plan = _columnar_plan(manifest, paths) if columnar else None
+    if plan is not None:
+        skipped = len(run.read_report.skipped_lines)
+        try:
+            columns, rows = read_columns(run.items_path, run.read_report, plan, fields)
+        except ColumnarUnsupported:
+            del run.read_report.skipped_lines[skipped:]  # the row path reads the file again
+    if columns is None:
+        rows = run.rows(fields)
+    # pairs in (task, model) order whichever way they are read: pricing records its sheets and
+    # warnings in the order it meets them
+    pairs: list[tuple[tuple[str, str], Any]] = list(group_rows(rows).items())
+    if columns is not None:
+        pairs += [((cols.task, cols.model), cols) for cols in columns.by_pair()]
     results = []
-    for (task, model), group in sorted(group_rows(rows).items()):
+    for (task, model), group in sorted(pairs, key=lambda pair: pair[0]):
         info = manifest["tasks"].get(task)
         if info is None:
             continue
-        metrics = pair_metrics(info, group, seed)
-        latencies = [r["latency_s"] for r in group if r.get("latency_s") is not None]
-        wall = sum(t["wall_s"] for t in timings[(task, model)])
-        timed_items = sum(t["items"] for t in timings[(task, model)])
-        entry = {
-            "task": task, "model": model, "kind": info["kind"], "n_items": len(group),
-            "n_expected": info.get("n_items"),
-            **metrics,
-            "latency_p50_s": _quantile(latencies, 0.5),
-            "latency_p95_s": _quantile(latencies, 0.95),
-            "latency_sum_s": sum(latencies),
-            "items_per_s": timed_items / wall if wall > 0 else None,
-            "wall_s": wall,
-            "tokens_in": sum(r.get("tokens_in") or 0 for r in group),
-            "tokens_out": sum(r.get("tokens_out") or 0 for r in group),
-            "token_sources": sorted({r.get("token_source") for r in group
-                                     if r.get("token_source")}),
-        }
-        entry.update(coster.price(model, manifest.get("models", {}).get(model, {}), group,
-                                  timings[(task, model)]))
+        model_info = manifest.get("models", {}).get(model, {})
+        if isinstance(group, PairColumns):
+            entry = _entry(task, model, info, len(group),
+                           columnar_pair_metrics(info, group, seed), group.latency_values(),
+                           timings[(task, model)], group.total("tokens_in"),
+                           group.total("tokens_out"), group.source_names("token_source"))
+            entry.update(coster.price(model, model_info, group, timings[(task, model)]))
+            results.append(entry)
+            continue
+        entry = _entry(task, model, info, len(group), pair_metrics(info, group, seed),
+                       [r["latency_s"] for r in group if r.get("latency_s") is not None],
+                       timings[(task, model)],
+                       sum(r.get("tokens_in") or 0 for r in group),
+                       sum(r.get("tokens_out") or 0 for r in group),
+                       {r.get("token_source") for r in group if r.get("token_source")})
+        entry.update(coster.price(model, model_info, group, timings[(task, model)]))
+        if task in paths:
+            from slmbench.pricing.route_costs import route_path_costs
+
+            own = coster.item_costs(model, model_info, group, timings[(task, model)])
+            entry.update(route_path_costs(info, group, own, coster))
         results.append(entry)
+    cascades: list[dict[str, Any]] = []
+    if manifest.get("cascades"):
+        from slmbench.reports.cascade import live_cascade_entries
+
+        cascades = live_cascade_entries(run, rows, coster)
     return {
         "run_id": run.run_id,
         "generated_at": now_iso(),
         "results": results,
+        "cascades": cascades,
         "pricing": coster.provenance(),
         "warnings": coster.warnings,
         "skipped_lines": list(run.read_report.skipped_lines),

@@ -39,7 +39,7 @@ def instruction_text(spec: TaskSpec) -> str:
 
 
 def answer_text(spec: TaskSpec, answer: Any) -> str:
-    if spec.kind == "extraction":
+    if spec.kind in ("extraction", "chain"):
         return json.dumps(answer, ensure_ascii=False)
     return str(answer)
 

@@ -17,9 +17,13 @@ import yaml
 
 from slmbench.errors import InputError
 
-KINDS = ("classification", "routing", "extraction")
+KINDS = ("classification", "routing", "extraction", "chain")
 FIELD_TYPES = ("string", "integer", "number", "boolean", "list")
 DATA_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+MODEL_TARGET = "model:"  # a route whose target is ``model:<model id>`` calls that model
+DEFAULT_ROUTE_TOKENS_OUT = 256
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,15 @@ class Route:
     name: str
     description: str = ""
     target: str = ""
+    #: expected answer length of the downstream model call (``model:`` targets only); what
+    #: the route's own cost is estimated with, since the downstream call is not made
+    tokens_out: int | None = None
+
+    @property
+    def model(self) -> str | None:
+        """The model id a ``model:`` target calls, else None (a pipeline, a human queue)."""
+        return self.target[len(MODEL_TARGET):].strip() if self.target.startswith(
+            MODEL_TARGET) else None
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,15 @@ class FieldSpec:
     type: str = "string"
     required: bool = True
     description: str = ""
+
+
+@dataclass(frozen=True)
+class ChainClass:
+    """Per-class overrides of a chain task's extraction step (kind ``chain``)."""
+
+    label: str
+    fields: tuple[str, ...] | None = None  # names from the task's fields; None: all of them
+    instruction: str | None = None  # None: the task's prompt.extract_instruction
 
 
 @dataclass(frozen=True)
@@ -66,6 +88,11 @@ class TaskSpec:
     few_shot: tuple[dict[str, Any], ...] = ()
     max_tokens: int | None = None
     description: str = ""
+    # kind chain: key of the class in a single-call answer, per-class overrides, step prompts
+    label_field: str = "label"
+    classes: tuple[ChainClass, ...] = ()
+    extract_instruction: str | None = None
+    single_instruction: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -81,9 +108,25 @@ class TaskSpec:
         blob = json.dumps(self.raw, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()
 
+    def class_fields(self, label: str) -> tuple[FieldSpec, ...]:
+        """Kind chain: the fields the extraction step pulls out for items of class ``label``."""
+        for cls in self.classes:
+            if cls.label == label and cls.fields is not None:
+                by_name = {f.name: f for f in self.fields}
+                return tuple(by_name[name] for name in cls.fields)
+        return self.fields
+
+    def class_instruction(self, label: str) -> str:
+        """Kind chain: the extraction step's instruction for class ``label`` (unfilled)."""
+        for cls in self.classes:
+            if cls.label == label and cls.instruction is not None:
+                return cls.instruction
+        return self.extract_instruction or DEFAULT_EXTRACT_INSTRUCTION
+
     def with_labels(self, labels: tuple[str, ...]) -> TaskSpec:
         data = asdict(self)
-        data.update(labels=labels, dataset=self.dataset, routes=self.routes, fields=self.fields)
+        data.update(labels=labels, dataset=self.dataset, routes=self.routes, fields=self.fields,
+                    classes=self.classes)
         data["raw"] = self.raw
         return TaskSpec(**data)
 
@@ -128,8 +171,11 @@ def _type_name(typ: type | tuple) -> str:
 
 KNOWN_KEYS = {
     "name", "kind", "description", "dataset", "prompt", "few_shot", "labels", "routes",
-    "fallback", "fields", "max_tokens",
+    "fallback", "fields", "max_tokens", "label_field", "classes",
 }
+# top-level keys that only some kinds take
+KIND_KEYS = {"classification": {"labels"}, "routing": {"routes", "fallback"},
+             "extraction": {"fields"}, "chain": {"labels", "fields", "label_field", "classes"}}
 
 
 def load_task(path: str | Path) -> TaskSpec:
@@ -180,8 +226,9 @@ def parse_task(data: Any, path: Path) -> TaskSpec:
     routes: tuple[Route, ...] = ()
     fallback = None
     fields: tuple[FieldSpec, ...] = ()
+    chain: dict[str, Any] = {}
 
-    if kind == "classification":
+    if kind in ("classification", "chain"):
         raw_labels = data.get("labels")
         if raw_labels == "from_train":
             if not dataset.train_split:
@@ -191,6 +238,9 @@ def parse_task(data: Any, path: Path) -> TaskSpec:
             labels = _parse_str_list(v, raw_labels, "labels")
         if instruction is None:
             instruction = DEFAULT_INSTRUCTIONS["classification"]
+        if kind == "chain":
+            fields = _parse_fields(v, data.get("fields"))
+            chain = _parse_chain(v, data, prompt, fields, labels)
     elif kind == "routing":
         routes = _parse_routes(v, data.get("routes"))
         fallback = v.get(data, "fallback", str, "", required=True)
@@ -202,13 +252,16 @@ def parse_task(data: Any, path: Path) -> TaskSpec:
         fields = _parse_fields(v, data.get("fields"))
         if instruction is None:
             instruction = DEFAULT_INSTRUCTIONS["extraction"]
-    for key in ("labels", "routes", "fallback", "fields"):
-        allowed = {"classification": {"labels"}, "routing": {"routes", "fallback"},
-                   "extraction": {"fields"}}[kind]
-        if key in data and key not in allowed:
+    for key in ("labels", "routes", "fallback", "fields", "label_field", "classes"):
+        if key in data and key not in KIND_KEYS[kind]:
             raise v.fail(f"does not apply to kind '{kind}'", key, data[key])
+    for key in CHAIN_PROMPT_KEYS:
+        if kind != "chain" and key in prompt:
+            raise v.fail(f"does not apply to kind '{kind}'", f"prompt.{key}", prompt[key])
 
     few_shot = _parse_few_shot(v, data.get("few_shot"), kind)
+    if kind == "chain":
+        _check_chain_shots(v, few_shot, labels, chain["label_field"], fields, chain["classes"])
     max_tokens = v.get(data, "max_tokens", int, "", default=None)
     if max_tokens is not None and max_tokens <= 0:
         raise v.fail("must be a positive integer", "max_tokens", max_tokens)
@@ -216,7 +269,7 @@ def parse_task(data: Any, path: Path) -> TaskSpec:
         name=name, kind=kind, path=path, dataset=dataset, instruction=instruction,
         template=template, labels=labels, labels_from_train=labels_from_train, routes=routes,
         fallback=fallback, fields=fields, few_shot=few_shot, max_tokens=max_tokens,
-        description=v.get(data, "description", str, "", default=""), raw=data,
+        description=v.get(data, "description", str, "", default=""), raw=data, **chain,
     )
 
 
@@ -235,11 +288,25 @@ DEFAULT_INSTRUCTIONS = {
     ),
 }
 
+DEFAULT_EXTRACT_INSTRUCTION = (
+    "The text has {label_field} {label}. Extract these fields from it as a JSON object:\n"
+    "{fields}\nUse null for a field that is not in the text. Answer with the JSON object only."
+)
+DEFAULT_SINGLE_INSTRUCTION = (
+    "Classify the text into exactly one {label_field} and extract the fields of that "
+    "{label_field}. Each {label_field} with its fields:\n{classes}\n"
+    "Answer with one JSON object: \"{label_field}\" first, then every field of that "
+    "{label_field}, null when it is not in the text. Answer with the JSON object only."
+)
+CHAIN_PROMPT_KEYS = ("extract_instruction", "single_instruction")
+CLASS_KEYS = {"fields", "instruction"}
+
 DATASET_KEYS = {"files", "path", "hub", "config", "split", "train_split", "columns", "limit"}
 COLUMN_ROLES = {
     "classification": ("id", "text", "label"),
     "routing": ("id", "text", "label"),
     "extraction": ("id", "text", "fields"),
+    "chain": ("id", "text", "label", "fields"),
 }
 
 
@@ -308,6 +375,9 @@ def _parse_str_list(v: _V, value: Any, fld: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+ROUTE_KEYS = ("name", "description", "target", "tokens_out")
+
+
 def _parse_routes(v: _V, value: Any) -> tuple[Route, ...]:
     if not isinstance(value, list) or len(value) < 2:
         raise v.fail("must be a list of at least two routes", "routes", value)
@@ -316,12 +386,31 @@ def _parse_routes(v: _V, value: Any) -> tuple[Route, ...]:
         where = f"routes[{i}]"
         if not isinstance(item, dict):
             raise v.fail("must be a mapping with name, description, target", where, item)
+        for key in item:
+            if key not in ROUTE_KEYS:
+                raise v.fail(f"unknown key (expected one of {', '.join(ROUTE_KEYS)})",
+                             f"{where}.{key}", key)
         name = v.get(item, "name", str, where, required=True)
         if name in {r.name for r in routes}:
             raise v.fail("is listed twice", f"{where}.name", name)
+        target = v.get(item, "target", str, where, default="")
+        tokens_out = v.get(item, "tokens_out", int, where)
+        if target.startswith(MODEL_TARGET):
+            from slmbench.models.registry import parse_model_id
+
+            try:
+                parse_model_id(target[len(MODEL_TARGET):])
+            except InputError as exc:
+                raise v.fail(f"not a model id ({exc.reason})", f"{where}.target",
+                             target) from None
+            if tokens_out is not None and tokens_out < 1:
+                raise v.fail("must be at least 1", f"{where}.tokens_out", tokens_out)
+        elif tokens_out is not None:
+            raise v.fail(f"only a route whose target is {MODEL_TARGET}<model id> takes "
+                         "tokens_out", f"{where}.tokens_out", tokens_out)
         routes.append(Route(name=name,
                             description=v.get(item, "description", str, where, default=""),
-                            target=v.get(item, "target", str, where, default="")))
+                            target=target, tokens_out=tokens_out))
     return tuple(routes)
 
 
@@ -361,9 +450,73 @@ def _parse_few_shot(v: _V, value: Any, kind: str) -> tuple[dict[str, Any], ...]:
         answer = item.get("answer")
         if answer is None:
             raise v.fail("is required", f"{where}.answer")
-        if kind == "extraction" and not isinstance(answer, dict):
+        if kind in ("extraction", "chain") and not isinstance(answer, dict):
             raise v.fail("must be a mapping of field values", f"{where}.answer", answer)
-        if kind != "extraction" and not isinstance(answer, str):
+        if kind not in ("extraction", "chain") and not isinstance(answer, str):
             raise v.fail("must be a string", f"{where}.answer", answer)
         out.append({"text": text, "answer": answer})
     return tuple(out)
+
+
+def _parse_chain(v: _V, data: dict, prompt: dict, fields: tuple[FieldSpec, ...],
+                 labels: tuple[str, ...] | None) -> dict[str, Any]:
+    """The chain-only parts of a task: label_field, per-class overrides and the step prompts."""
+    label_field = v.get(data, "label_field", str, "", default="label").strip()
+    if not label_field:
+        raise v.fail("must not be empty", "label_field", data.get("label_field"))
+    if label_field in {f.name for f in fields}:
+        raise v.fail("is also a field name; the single-call answer needs it as its own key",
+                     "label_field", label_field)
+    raw = v.get(data, "classes", dict, "", default={})
+    known = {f.name for f in fields}
+    classes = []
+    for label, item in raw.items():
+        where = f"classes.{label}"
+        if not isinstance(label, str) or not label.strip():
+            raise v.fail("class names must be non-empty strings", "classes", label)
+        if labels is not None and label not in labels:
+            raise v.fail("is not one of the labels", where, label)
+        if not isinstance(item, dict):
+            raise v.fail("must be a mapping with fields and/or instruction", where, item)
+        unknown = sorted(set(map(str, item)) - CLASS_KEYS)
+        if unknown:
+            raise v.fail(f"unknown key (expected one of {', '.join(sorted(CLASS_KEYS))})",
+                         f"{where}.{unknown[0]}", item.get(unknown[0]))
+        names = item.get("fields")
+        if names is not None:
+            if not isinstance(names, list):
+                raise v.fail("must be a list of field names (may be empty)", f"{where}.fields",
+                             names)
+            for i, name in enumerate(names):
+                if not isinstance(name, str) or name not in known:
+                    raise v.fail("is not one of the task's fields", f"{where}.fields[{i}]", name)
+                if names.index(name) != i:
+                    raise v.fail("is listed twice", f"{where}.fields[{i}]", name)
+            names = tuple(names)
+        classes.append(ChainClass(label=label, fields=names,
+                                  instruction=v.get(item, "instruction", str, where)))
+    out: dict[str, Any] = {"label_field": label_field, "classes": tuple(classes)}
+    for key in CHAIN_PROMPT_KEYS:
+        out[key] = v.get(prompt, key, str, "prompt", default=None)
+    out["extract_instruction"] = out["extract_instruction"] or DEFAULT_EXTRACT_INSTRUCTION
+    out["single_instruction"] = out["single_instruction"] or DEFAULT_SINGLE_INSTRUCTION
+    return out
+
+
+def _check_chain_shots(v: _V, shots: tuple[dict[str, Any], ...], labels: tuple[str, ...] | None,
+                       label_field: str, fields: tuple[FieldSpec, ...],
+                       classes: tuple[ChainClass, ...]) -> None:
+    """A chain few-shot answer is the single-call answer: the class under ``label_field`` plus
+    fields of that class (so the same example can teach all three prompts)."""
+    per_class = {c.label: set(c.fields) for c in classes if c.fields is not None}
+    for i, shot in enumerate(shots):
+        where = f"few_shot[{i}].answer"
+        label = shot["answer"].get(label_field)
+        if not isinstance(label, str) or (labels is not None and label not in labels):
+            raise v.fail(f"needs '{label_field}' set to one of the labels",
+                         f"{where}.{label_field}", label)
+        allowed = per_class.get(label, {f.name for f in fields})
+        for key in shot["answer"]:
+            if key != label_field and key not in allowed:
+                raise v.fail(f"is not a field of class '{label}'", f"{where}.{key}",
+                             shot["answer"][key])
