@@ -90,15 +90,25 @@ def call_with_retries(fn: Callable[[], T], policy: RetryPolicy, *,
                 window.on_success()
             return result, None, attempt
         except ModelCallError as exc:
-            if window is not None and exc.status == 429:
-                window.on_rate_limited()
-            if not exc.retryable or attempt >= policy.max_attempts:
-                suffix = f" (gave up after {attempt} attempts)" if exc.retryable else ""
-                return None, exc.reason + suffix, attempt
+            final = _failed(exc, attempt, policy, window)
+            if final is not None:
+                return None, final, attempt
             # made on the first retry only: seeding a Random from urandom costs more than the
             # rest of this function on the success path
             rng = rng or random.Random()
             sleep(policy.delay(attempt, exc.retry_after, rng))
+
+
+def _failed(exc: ModelCallError, attempt: int, policy: RetryPolicy,
+            window: CongestionSignals | None) -> str | None:
+    """Shared by both retry loops: signal a 429 to the window, then the row's final error
+    reason, or None when the call should be tried again."""
+    if window is not None and exc.status == 429:
+        window.on_rate_limited()
+    if not exc.retryable or attempt >= policy.max_attempts:
+        suffix = f" (gave up after {attempt} attempts)" if exc.retryable else ""
+        return exc.reason + suffix
+    return None
 
 
 async def acall_with_retries(fn: Callable[[], Awaitable[T]], policy: RetryPolicy, *,
@@ -122,10 +132,8 @@ async def acall_with_retries(fn: Callable[[], Awaitable[T]], policy: RetryPolicy
                 window.on_success()
             return result, None, attempt
         except ModelCallError as exc:
-            if window is not None and exc.status == 429:
-                window.on_rate_limited()
-            if not exc.retryable or attempt >= policy.max_attempts:
-                suffix = f" (gave up after {attempt} attempts)" if exc.retryable else ""
-                return None, exc.reason + suffix, attempt
+            final = _failed(exc, attempt, policy, window)
+            if final is not None:
+                return None, final, attempt
             rng = rng or random.Random()
             await sleep(policy.delay(attempt, exc.retry_after, rng))
