@@ -74,7 +74,7 @@ from slmbench.errors import InputError
 from slmbench.models import Model
 from slmbench.pricing.run_costs import RunCoster
 from slmbench.runner.budget import CostCap
-from slmbench.runner.cache import ResponseCache, cache_key
+from slmbench.runner.cache import ResponseCache
 from slmbench.runner.items import ItemScorer, call_model
 from slmbench.runner.pair import PairRun
 from slmbench.tasks import Item, LoadedTask
@@ -421,17 +421,11 @@ class RayPairRun(PairRun):
                     requests = []
                     while queue and len(batch) < size:
                         item = queue.popleft()
-                        request = self.scorer.request(item)
-                        key = cache_key(self.model, request) if self.cache is not None else None
-                        hit = self.cache.get(key) if key is not None else None
-                        if hit is not None:
-                            row = self.scorer.row(self.model, item, hit, None, 0)
-                            row["cached"] = True
-                            yield row
+                        cached, request, key, estimate = self._admit(item)
+                        if cached is not None:
+                            yield cached
                             continue
-                        estimate = self._estimate(request)
-                        if not self.cap.admit(estimate):
-                            self.stop(f"--max-cost reached ({self.cap.status()})")
+                        if estimate < 0:  # --max-cost refused it and stopped the pair
                             break
                         batch.append((item, key, estimate))
                         requests.append((item, request, key))
