@@ -13,6 +13,9 @@ Compares, on N chat calls (default 2,000) at concurrency 32 against ``tests/fake
                  processes, rows written by this process
   (e) async+sw   loop (a) with the litellm switches slmbench turns on (see --flags), to tell
                  what the switches give from what slmbench's runner costs
+  (f) raw        the same POSTs with aiohttp alone (no litellm, no parsing beyond reading the
+                 body): the ceiling of this setup (server + delay + concurrency), to read the
+                 other figures against
 
 The bare loops (a, b) run with litellm's defaults: the switch environment variable removed and
 a model name litellm's cost map does not have and slmbench never registered. All variants send
@@ -81,7 +84,7 @@ SWITCH_ENV = "EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER"
 
 NAMES = {"a": "bare litellm async (Semaphore)", "b": "bare litellm threads",
          "c": "slmbench local (asyncio)", "d": "slmbench processes",
-         "e": "bare async + slmbench switches"}
+         "e": "bare async + slmbench switches", "f": "raw aiohttp POSTs (ceiling)"}
 
 
 # --------------------------------------------------------------------------- server
@@ -282,6 +285,34 @@ def run_async(litellm: Any, messages: list, base: str, concurrency: int,
         print(f"# warning: {len(errors)} failed calls in an async loop, first: {errors[0]}",
               flush=True)
     return wall, cpu, ok
+
+
+def run_raw(messages: list, base: str, concurrency: int) -> tuple[float, float, int]:
+    """The same chat requests posted with aiohttp alone: what the server allows a client
+    that spends next to no CPU per call."""
+    import aiohttp
+
+    bodies = [json.dumps({"model": BARE_MODEL.split("/", 1)[1], "messages": m,
+                          "temperature": 0.0, "max_tokens": 32}).encode() for m in messages]
+    url = base.rstrip("/") + "/chat/completions"
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-none"}
+
+    async def main() -> tuple[float, int]:
+        sem = asyncio.Semaphore(concurrency)
+        ok = 0
+        async with aiohttp.ClientSession() as session:
+            async def one(body: bytes) -> None:
+                nonlocal ok
+                async with sem, session.post(url, data=body, headers=headers) as resp:
+                    ok += resp.status == 200 and bool(await resp.read())
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(one(b) for b in bodies))
+            return time.perf_counter() - t0, ok
+
+    c0 = time.process_time()
+    wall, ok = bench_loop().run_until_complete(main())
+    return wall, settle_cpu() - c0, ok
 
 
 def run_threaded(litellm: Any, messages: list, base: str, concurrency: int,
@@ -550,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--delay", type=float, default=0.05, help="fake server answer delay (s)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--workers", type=int, default=2, help="worker processes of (d)")
-    p.add_argument("--variants", default="abcde", help="".join(
+    p.add_argument("--variants", default="abcdef", help="".join(
         f"{k} {v}; " for k, v in NAMES.items()))
     p.add_argument("--flags", action="store_true", help="measure litellm switches one by one")
     p.add_argument("--flags-n", type=int, default=300, help="calls per configuration and round")
@@ -606,6 +637,8 @@ def measure(args: argparse.Namespace, litellm: Any, base: str, server_pid: int,
     with switch_env(False):
         run_threaded(litellm, messages[:64], base, args.concurrency)
         run_async(litellm, messages[:64], base, args.concurrency)
+    if "f" in variants:
+        run_raw(messages[:64], base, args.concurrency)
     with switch_env(True):
         run_async(litellm, messages[:64], base, args.concurrency, SWITCHED_MODEL)
         run_slmbench(warm_task, base, args.concurrency, tmpdir / "warm-c", warm=True)
@@ -628,7 +661,9 @@ def measure(args: argparse.Namespace, litellm: Any, base: str, server_pid: int,
         for v in order:
             extra = ""
             others.start()
-            if v in "abe":
+            if v == "f":
+                wall, cpu, _ = run_raw(messages, base, args.concurrency)
+            elif v in "abe":
                 with switch_env(v == "e"):
                     fn = run_threaded if v == "b" else run_async
                     model = SWITCHED_MODEL if v == "e" else BARE_MODEL
@@ -676,6 +711,9 @@ def measure(args: argparse.Namespace, litellm: Any, base: str, server_pid: int,
     if "a" in summary:
         bare = summary["a"]["items_per_s"]
         targets = {"c": 0.9, "d": 1.6}
+        if "f" in summary:
+            print(f"ceiling of this setup (f) / (a): "
+                  f"{summary['f']['items_per_s'] / bare:.3f}: no client can exceed it")
         for v in variants:
             if v == "a":
                 continue

@@ -520,6 +520,9 @@ async def _serve(sock: socket.socket) -> None:
                         model.settings.items(), key=lambda kv: kv[0])))
                     model = models.setdefault(mkey, model)
                     model.prepare(task)
+                    tune = getattr(model, "tune_event_loop", None)
+                    if tune is not None:  # a backend's settings for a loop that never pauses
+                        tune(loop)
                     scorer = ItemScorer(task)
                 except BaseException:
                     outbox.send(("error", pair_id, traceback.format_exc()))
