@@ -194,7 +194,7 @@ class CostSummary:
             usd_per_1k_items=per_item * 1_000,
             usd_per_1m_items=per_item * 1_000_000,
             usd_per_correct=None if n_correct == 0 else total / n_correct,
-            correct_per_usd=None if total == 0 else n_correct / total,
+            correct_per_usd=_correct_per_usd(n_correct, total),
             volume_per_day=vol,
             usd_per_day=usd_per_day,
             usd_per_month=None if usd_per_day is None else usd_per_day * DAYS_PER_MONTH,
@@ -202,6 +202,17 @@ class CostSummary:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def _correct_per_usd(n_correct: int, total: float) -> float | None:
+    """Correct answers per dollar; ``None`` when the run is free. A total so small (a
+    subnormal dollar amount, or any below ``n_correct`` / 1.8e308) that the ratio overflows to
+    infinity counts as free too: no finite figure says how many correct answers a dollar buys,
+    and JSON has no infinity."""
+    if total == 0:
+        return None
+    ratio = n_correct / total
+    return ratio if math.isfinite(ratio) else None
 
 
 def summarize_costs(
@@ -215,7 +226,8 @@ def summarize_costs(
     usd_per_1m_items, usd_per_correct, correct_per_usd, volume_per_day, usd_per_day,
     usd_per_month`` (30-day month).  All dollar figures are ``None`` ("unpriced") if any item
     cost is ``None`` or there are no items; ``usd_per_correct`` is ``None`` with 0 correct,
-    ``correct_per_usd`` is ``None`` when the total is 0 (free), ``usd_per_day``/``usd_per_month``
+    ``correct_per_usd`` is ``None`` when the total is 0 (free) or so small that the ratio
+    overflows (as free), ``usd_per_day``/``usd_per_month``
     are ``None`` without ``volume_per_day``.
     """
     return CostSummary.from_costs(item_costs, n_correct, volume_per_day).as_dict()

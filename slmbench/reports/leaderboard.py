@@ -72,8 +72,8 @@ def fmt(key: str, value: Any, row: dict[str, Any] | None = None) -> str:
         return "unpriced"
     if key == "pareto":
         return FRONTIER_MARK if value else ""
-    if value is None:
-        return "–"
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"  # no figure (an old summary.json may hold an infinite correct/$)
     if key == "correct_per_usd":
         return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
     if key in USD_KEYS:

@@ -37,13 +37,15 @@ def coded_classification_metrics(y_true: Any, y_pred: Any, n_correct: int,
                                  labels: Sequence[str], *, seed: int = 0) -> dict[str, Any]:
     """:func:`classification_metrics` from int-coded arrays (:func:`label_index`, -1 for
     anything that is not a label) and the number of items whose answer equals the gold
-    string: the form a columnar read of a million rows has, without a string per item."""
+    string: the form a columnar read of a million rows has, without a string per item.
+
+    Stored runs only hold gold labels of the label set (task loading refuses others, and
+    :func:`~slmbench.store.summary.check_rows` refuses rows that do not), but the figures are
+    defined whatever the codes: a gold that is not a label is a miss, and F1 is taken over the
+    labels given with ``zero_division=0`` (sklearn's ``confusion_matrix`` refuses a sample
+    without any gold label, so the matrix is counted here)."""
     import numpy as np
-    from sklearn.metrics import (
-        confusion_matrix,
-        f1_score,
-        precision_recall_fscore_support,
-    )
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
 
     labels = list(labels)
     n = len(y_true)
@@ -68,13 +70,23 @@ def coded_classification_metrics(y_true: Any, y_pred: Any, n_correct: int,
         # macro over the labels that occur in gold or predictions: a label absent from both
         # carries no evidence and would drag the mean to 0 on small samples.
         "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro",
-                                   zero_division=0)),
+                                   zero_division=0)) if present else 0.0,
         "weighted_f1": float(f1_score(y_true, y_pred, labels=codes, average="weighted",
                                       zero_division=0)),
         "per_class": per_class,
-        "confusion": {"labels": labels,
-                      "matrix": confusion_matrix(y_true, y_pred, labels=codes).tolist()},
+        "confusion": {"labels": labels, "matrix": _confusion(y_true, y_pred, len(labels))},
     }
+
+
+def _confusion(y_true: Any, y_pred: Any, k: int) -> list[list[int]]:
+    """sklearn's ``confusion_matrix(y_true, y_pred, labels=range(k))``: rows gold, columns
+    predicted, samples whose gold or prediction is not a label (-1) left out."""
+    import numpy as np
+
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    both = (y_true >= 0) & (y_pred >= 0)
+    cells = np.bincount(y_true[both] * k + y_pred[both], minlength=k * k)
+    return cells.reshape(k, k).tolist()
 
 
 def most_confused(confusion: dict[str, Any], top: int = 5) -> list[tuple[str, str, int]]:

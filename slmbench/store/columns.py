@@ -33,14 +33,16 @@ int-coded arrays and :class:`~slmbench.pricing.run_costs.CostColumns`), and must
 (tests/test_columnar_summary.py). A row these columns cannot hold exactly (a label that is not
 a string, a confidence outside [0, 1], a token count that is not a whole number, a negative
 latency, ...) raises :class:`ColumnarUnsupported`: :func:`~slmbench.store.summary.build_summary`
-then summarises the run from row dicts, which gives that path's figures or its error.
+then summarises the run from row dicts, which gives that path's figures or its error. So does a
+gold that is not one of the task's labels (``golds``): a corrupt row, which the row path names
+in an InputError (:func:`~slmbench.store.summary.check_rows`).
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,16 @@ _key_hash: Callable[[tuple[str, str, str]], int] = hash
 
 class ColumnarUnsupported(Exception):
     """A row the columns cannot hold exactly: the run is summarised from row dicts instead."""
+
+
+class _Any:
+    """Holds every value: the gold values of a pair when :class:`ColumnReader` checks none."""
+
+    def __contains__(self, value: object) -> bool:
+        return True
+
+
+_ANY = _Any()
 
 
 class PairColumns(CostColumns):
@@ -188,10 +200,15 @@ class ColumnReader:
     ``plan(task, model)`` says what to do with a pair's rows: a kind of
     :data:`COLUMNAR_KINDS` keeps them as columns, ``"rows"`` passes them on (from
     :meth:`take`) for the row path, ``None`` drops them (a task the manifest does not know).
+    ``golds(task)``, when given, is the set of gold values a columnar task's rows may hold: a
+    row with any other gold raises :class:`ColumnarUnsupported`.
     """
 
-    def __init__(self, plan: Callable[[str, str], str | None]) -> None:
+    def __init__(self, plan: Callable[[str, str], str | None],
+                 golds: Callable[[str], Container[str]] | None = None) -> None:
         self.plan = plan
+        self.golds = golds
+        self.allowed: list[Container[str]] = []  # pair code → gold values its rows may hold
         self.pair_codes: dict[tuple[str, str], int] = {}
         self.pairs: list[tuple[str, str, str]] = []
         self.labels = _Vocab(2**31 - 1)
@@ -210,7 +227,7 @@ class ColumnReader:
     def _take(self, numbered: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[dict[str, Any]]:
         nan = math.nan
         key_hash = _key_hash
-        pair_codes, pairs = self.pair_codes, self.pairs
+        pair_codes, pairs, allowed = self.pair_codes, self.pairs, self.allowed
         labels, label_codes = self.labels, self.labels.codes
         source_code = self._source_code
         count = _count
@@ -238,6 +255,8 @@ class ColumnReader:
             pred = predicted_label(pairs[code][2], row)
             if type(gold) is not str or type(pred) is not str:
                 raise ColumnarUnsupported("a gold or predicted label that is not a string")
+            if gold not in allowed[code]:
+                raise ColumnarUnsupported("a gold that is not one of the task's labels")
             add_hash(key_hash((task, model, str(row["item_id"]))))
             add_line(lineno)
             add_pair(code)
@@ -273,6 +292,7 @@ class ColumnReader:
                 raise ColumnarUnsupported("more task × model pairs than the pair column holds")
             code = len(self.pairs)
             self.pairs.append((task, model, kind))
+            self.allowed.append(_ANY if self.golds is None else self.golds(task))
         else:
             code = _SKIP if kind is None else _ROWS
         self.pair_codes[(task, model)] = code
@@ -379,11 +399,13 @@ def _keys_at(path: Path, lines: Any) -> Iterator[tuple[str, str, str]]:
 
 
 def read_columns(items: Path, report: ReadReport, plan: Callable[[str, str], str | None],
-                 fields: frozenset[str]) -> tuple[Columns, list[dict[str, Any]]]:
+                 fields: frozenset[str], *,
+                 golds: Callable[[str], Container[str]] | None = None
+                 ) -> tuple[Columns, list[dict[str, Any]]]:
     """One pass over ``items``: the columns of the pairs ``plan`` keeps as columns, and the
     deduplicated row dicts (``fields`` only, as :meth:`RunDir.rows`) of the ``"rows"`` pairs.
-    Skipped lines go to ``report``."""
-    reader = ColumnReader(plan)
+    Skipped lines go to ``report``; ``golds`` as :class:`ColumnReader`."""
+    reader = ColumnReader(plan, golds)
     rows = (latest_rows(reader.take(iter_numbered_jsonl(items, report)), fields)
             if items.exists() else [])
     return reader.finish(items), rows

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from slmbench.errors import InputError
 from slmbench.pricing.run_costs import PricingOptions, RunCoster
-from slmbench.scoring import coded_task_metrics, task_metrics
+from slmbench.scoring import coded_task_metrics, predicted_label, task_metrics
 from slmbench.scoring.calibration import calibration_metrics, calibration_summary
 from slmbench.store.columns import (
     COLUMNAR_KINDS,
@@ -68,6 +69,78 @@ def metric_kwargs(task_info: dict[str, Any]) -> dict[str, Any]:
                            for f in task_info.get("fields", [])]}
     return {"fields": [FieldSpec(name=f["name"], type=f.get("type", "string"))
                        for f in task_info.get("fields", [])]}
+
+
+def allowed_golds(task_info: dict[str, Any]) -> frozenset[str]:
+    """The gold values a classification or routing task's rows can hold: its labels (route
+    names). Task loading refuses a dataset whose gold answer is anything else (a gold outside
+    the label set would silently score as a miss), so a stored row that holds one is corrupt."""
+    return frozenset(metric_kwargs(task_info)["labels"])
+
+
+def _is_fields(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+def _is_label(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _bad_value(kind: str, labels: frozenset[str], row: dict[str, Any]
+               ) -> tuple[str, Any, str] | None:
+    """(field, value, what it must be) of the first value of ``row`` that scoring reads and
+    that is not of the shape the runner writes; ``None`` when the row is sound."""
+    gold = row.get("gold")
+    if kind in COLUMNAR_KINDS:
+        routing = kind == "routing"
+        if not isinstance(gold, str) or gold not in labels:
+            return "gold", gold, f"is not one of the task's {'routes' if routing else 'labels'}"
+        if not isinstance(predicted_label(kind, row), str):  # what the columnar read checks
+            field = "routed" if routing else "answer"
+            return field, row.get(field), "must be a string or null"
+        return None
+    # what scoring reads as the prediction: nothing of a failed call
+    answer = None if row.get("error") else row.get("answer")
+    if kind == "chain":
+        if not (_is_fields(gold) and isinstance(gold.get("label"), str)
+                and gold["label"] in labels and _is_fields(gold.get("fields"))):
+            return "gold", gold, ('must be {"label": one of the task\'s labels, "fields": a '
+                                  'mapping of field values}')
+        if answer is not None and not (_is_fields(answer) and _is_label(answer.get("label")) and (
+                answer.get("fields") is None or _is_fields(answer["fields"]))):
+            return "answer", answer, ('must be null or {"label": a string or null, "fields": a '
+                                      'mapping or null}')
+    else:
+        if not _is_fields(gold):
+            return "gold", gold, "must be a mapping of field values"
+        if answer is not None and not _is_fields(answer):
+            return "answer", answer, "must be a mapping of field values or null"
+    return None
+
+
+def check_rows(path: Path, task: str, model: str, task_info: dict[str, Any],
+               rows: list[dict[str, Any]]) -> None:
+    """Refuse stored rows whose ``gold`` or prediction is not of the shape the runner writes:
+    an InputError naming ``items.jsonl``, the field, the item and the value, rather than a
+    traceback from deep inside scoring (sklearn, ``None.get``) or a corrupt value silently
+    scored as a miss.
+
+    Task loading guarantees the gold: one of the task's labels or routes (classification,
+    routing), a mapping of field values (extraction), both (chain). A prediction is a label
+    string or ``null`` (``answer``; ``routed`` of a routing row), or what ``parse_json_object``
+    gave, a mapping or ``null`` (extraction, chain). The first bad row in ``rows``' order (item
+    id order in :func:`build_summary`) is named, so the columnar path, which hands such a run to
+    this one, reports the same row.
+    """
+    kind = task_info["kind"]
+    labels = (allowed_golds(task_info) if kind in COLUMNAR_KINDS or kind == "chain"
+              else frozenset())
+    for row in rows:
+        bad = _bad_value(kind, labels, row)
+        if bad is not None:
+            field, value, must = bad
+            raise InputError(f"item '{row.get('item_id')}' of {task} · {model}: the stored "
+                             f"{field} {must}", file=path, field=field, value=value)
 
 
 def pair_metrics(task_info: dict[str, Any], rows: list[dict[str, Any]], seed: int
@@ -170,7 +243,10 @@ def build_summary(run: RunDir, pricing: PricingOptions | None = None, *,
     if plan is not None:
         skipped = len(run.read_report.skipped_lines)
         try:
-            columns, rows = read_columns(run.items_path, run.read_report, plan, fields)
+            # a gold outside the task's labels sends the run to the row path, which names it
+            columns, rows = read_columns(
+                run.items_path, run.read_report, plan, fields,
+                golds=lambda task: allowed_golds(manifest["tasks"][task]))
         except ColumnarUnsupported:
             del run.read_report.skipped_lines[skipped:]  # the row path reads the file again
     if columns is None:
@@ -194,6 +270,7 @@ def build_summary(run: RunDir, pricing: PricingOptions | None = None, *,
             entry.update(coster.price(model, model_info, group, timings[(task, model)]))
             results.append(entry)
             continue
+        check_rows(run.items_path, task, model, info, group)
         entry = _entry(task, model, info, len(group), pair_metrics(info, group, seed),
                        [r["latency_s"] for r in group if r.get("latency_s") is not None],
                        timings[(task, model)],
