@@ -40,11 +40,14 @@ def run(
         help="Run shard K of N (K/N) of the items, by a stable hash of the item id.")] = None,
     concurrency: Annotated[int, typer.Option(help="Parallel requests for API models.")] = 8,
     executor: Annotated[str, typer.Option(
-        help="Who makes the calls: local (this process) or ray (actors on a Ray cluster; "
-        'pip install "slmbench[ray]").')] = "local",
+        help="Who makes the calls: auto (processes when an API model runs on a machine with "
+        "more than one core, else local), local (this process), processes (API calls in "
+        "worker processes sharing one --concurrency window) or ray (actors on a Ray cluster; "
+        'pip install "slmbench[ray]").')] = "auto",
     workers: Annotated[int | None, typer.Option(
-        help="Workers of --executor ray (default: one per CPU of the cluster, one per GPU for "
-        "GPU-offloaded models; API models share --concurrency).")] = None,
+        help="Worker processes of --executor processes (default: one per core; auto: at most "
+        "4), or Ray workers (default: one per CPU of the cluster, one per GPU for "
+        "GPU-offloaded models). API models share --concurrency.")] = None,
     ray_address: Annotated[str | None, typer.Option(
         help="Ray cluster to join with --executor ray: 'auto' (the one started on this machine) "
         "or host:port; default: RAY_ADDRESS, else a new local Ray instance.")] = None,

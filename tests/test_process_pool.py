@@ -16,13 +16,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLED_TASKS, REPO, gold_answerer
+from conftest import BUNDLED_TASKS, REPO, gold_answerer, run_cli
 from fakeserver import FakeOpenAIServer, FaultPlan
 
+from slmbench.errors import InputError
+from slmbench.models import resolve_model
 from slmbench.runner import process_pool
 from slmbench.runner.budget import RunStopped
 from slmbench.runner.retry import RetryPolicy
-from slmbench.runner.run import RunOptions, run_benchmark
+from slmbench.runner.run import RunOptions, resolve_executor, run_benchmark
 from slmbench.store import open_run
 
 ROUTING = BUNDLED_TASKS / "support_routing.yaml"
@@ -252,3 +254,62 @@ def test_interrupted_parent_then_resume_gives_every_row_once(tmp_path, how):
     if how == "ctrl-c":
         manifest = open_run(tmp_path / how).read_manifest()
         assert manifest.get("resumed_at")
+
+
+# ---------------------------------------------------------------------------------------------
+# executor "auto" (the CLI's default), and what the parent does not do when workers call
+
+
+def test_auto_picks_worker_processes_for_api_models_on_more_than_one_core(monkeypatch):
+    api, baseline = resolve_model("openai/fake?api_base=http://127.0.0.1:9"), \
+        resolve_model("baseline:tfidf-logreg")
+    for cores, models, executor, workers in [
+            (2, [api], "processes", 2), (16, [baseline, api], "processes", 4),
+            (1, [api], "local", None), (8, [baseline], "local", None)]:
+        monkeypatch.setattr(os, "cpu_count", lambda c=cores: c)
+        got = resolve_executor(RunOptions(executor="auto"), models)
+        assert (got.executor, got.workers) == (executor, workers), (cores, models)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert resolve_executor(RunOptions(executor="auto", workers=3), [api]).workers == 3
+    assert resolve_executor(RunOptions(executor="local"), [api]).executor == "local"
+    with pytest.raises(InputError, match="--executor.*'threads'"):
+        resolve_executor(RunOptions(executor="threads"), [api])
+    with pytest.raises(InputError, match="--workers.*0"):
+        resolve_executor(RunOptions(executor="auto", workers=0), [api])
+
+
+def test_cli_default_runs_api_calls_in_workers_and_records_it(tmp_path, capsys):
+    _, answer = gold_answerer(ROUTING, wrong_every=5)
+    with FakeOpenAIServer(answer) as server:
+        code, _, err = run_cli(["run", str(ROUTING), "-m", f"openai/fake?api_base="
+                                f"{server.base_url}", "--results-dir", str(tmp_path),
+                                "--run-id", "auto", "--no-cache", "-q"], capsys)
+        assert code == 0, err
+        assert len(server.calls) == 40
+    manifest = open_run(tmp_path / "auto").read_manifest()
+    multi = (os.cpu_count() or 1) > 1
+    assert manifest["options"]["executor"] == ("processes" if multi else "local")
+    assert manifest["options"]["workers"] == (min(os.cpu_count(), 4) if multi else None)
+    assert open_run(tmp_path / "auto").read_summary()["results"][0]["n_correct"] == 32
+
+
+def test_with_worker_processes_the_parent_never_imports_litellm(tmp_path):
+    """The workers import litellm (~2 s each) while the parent loads the tasks; a parent that
+    imported it too would pay it once more, on the critical path."""
+    _, answer = gold_answerer(ROUTING, wrong_every=4)
+    with FakeOpenAIServer(answer) as server:
+        model = f"openai/fake?api_base={server.base_url}"
+        code = (
+            "import json, sys\n"
+            "from slmbench.runner.run import RunOptions, run_benchmark\n"
+            f"r = run_benchmark([{str(ROUTING)!r}], [{model!r}],"
+            f" results_dir={str(tmp_path)!r}, run_id='p', options=RunOptions("
+            "executor='processes', workers=2, concurrency=4, use_cache=False))\n"
+            "print(json.dumps([r.summary['results'][0]['n_correct'], 'litellm' in sys.modules,"
+            " 'sklearn.metrics' in sys.modules]))\n")
+        env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONPATH": str(REPO)}
+        proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, timeout=120,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert len(server.calls) == 40
+    assert json.loads(proc.stdout.splitlines()[-1]) == [30, False, True]

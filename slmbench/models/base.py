@@ -73,6 +73,10 @@ class Model(ABC):
     def prepare(self, task: LoadedTask) -> None:  # noqa: B027 - optional hook
         """Called once per task before any item: load weights, train a baseline, warm up."""
 
+    def preload(self) -> None:  # noqa: B027 - optional hook
+        """The task-free part of :meth:`prepare` (imports), run in a worker process as soon
+        as it starts, so that it overlaps the parent's loading of the tasks."""
+
     @abstractmethod
     def complete(self, request: Request) -> Completion:
         """Answer one item. Raise :class:`~slmbench.errors.ModelCallError` on failure."""

@@ -123,6 +123,9 @@ class LiteLLMModel(Model):
             register_cost_entry(self._litellm, self.name)
             _warm_up()
 
+    def preload(self) -> None:
+        self.prepare(None)  # nothing of it depends on the task
+
     def _call_kwargs(self, request: Request) -> dict[str, Any]:
         s = self.settings
         kwargs: dict[str, Any] = {

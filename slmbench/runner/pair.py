@@ -35,7 +35,7 @@ from slmbench.runner.budget import CostCap
 from slmbench.runner.cache import ResponseCache, cache_key
 from slmbench.runner.items import ItemScorer, call_model
 from slmbench.runner.retry import AdaptiveWindow, CongestionSignals, RetryPolicy, acall_with_retries
-from slmbench.tasks import Item
+from slmbench.tasks import Item, LoadedTask
 
 if TYPE_CHECKING:
     from slmbench.runner.run import RunOptions
@@ -151,6 +151,11 @@ class PairRun:
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
+
+    def prepare(self, task: LoadedTask) -> None:
+        """Get the model ready in this process, before the first item (executors whose
+        calls run elsewhere leave it to the process that calls)."""
+        self.model.prepare(task)
 
     def _estimate(self, request: Any) -> float:
         if self.price is None:

@@ -233,6 +233,39 @@ def _acquire_pool(n: int) -> WorkerPool:
         return pool
 
 
+def prestart_pool(n: int, models: list[Model]) -> bool:
+    """Start the pool of ``n`` workers now, each importing what ``models`` will need
+    (:meth:`Model.preload`) while this process loads the tasks: on 2 cores litellm's import in
+    the workers then overlaps the parent's dataset loading instead of following it. False
+    when no model would run in the workers (nothing started)."""
+    preload = [m for m in models if goes_to_workers(m)]
+    if not preload:
+        return False
+    pool = _acquire_pool(n)
+    healthy = True
+    try:
+        for worker in pool.alive:
+            for model in preload:
+                try:
+                    worker.send(("preload", 0, model))
+                except OSError:
+                    pool.mark_dead(worker)
+                    healthy = False
+    finally:
+        _release_pool(pool, healthy)
+    return True
+
+
+def worker_count(options: RunOptions) -> int:
+    return max(1, options.workers or os.cpu_count() or 1)
+
+
+def goes_to_workers(model: Model) -> bool:
+    """Whether ``--executor processes`` calls this model in the workers (API models) rather
+    than in this process (local models: their cost is the model, not the client)."""
+    return model.thread_safe and has_async_path(model)
+
+
 def _release_pool(pool: WorkerPool, healthy: bool) -> None:
     with _pools_lock:
         pool.busy = False
@@ -268,10 +301,14 @@ class ProcessPairRun(PairRun):
     def __init__(self, model: Model, scorer: ItemScorer, options: RunOptions,
                  cache: ResponseCache | None, cap: CostCap, coster: RunCoster) -> None:
         super().__init__(model, scorer, options, cache, cap, coster)
-        self.processes = max(1, options.workers or os.cpu_count() or 1)
+        self.processes = worker_count(options)
+
+    def prepare(self, task: LoadedTask) -> None:
+        if not goes_to_workers(self.model):  # the workers prepare their own copy
+            super().prepare(task)
 
     def rows(self, items: list[Item]) -> Iterator[dict[str, Any]]:
-        if not (self.model.thread_safe and has_async_path(self.model)):
+        if not goes_to_workers(self.model):
             return super().rows(items)
         return self._process_rows(items)
 
@@ -461,8 +498,13 @@ class ProcessPairRun(PairRun):
 def worker_entry(fd: int) -> None:
     """Entry point of a worker process: serve pairs until the parent hangs up."""
     import asyncio
+    import warnings
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # calls cancelled when the parent stops (Ctrl-C) can leave a request coroutine litellm
+    # built but never awaited; Python would warn about each on the user's terminal
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited",
+                            category=RuntimeWarning)
     sock = socket.socket(fileno=fd)
     asyncio.run(_serve(sock))
 
@@ -571,6 +613,9 @@ async def _serve(sock: socket.socket) -> None:
                 else:
                     ctx.credit = message[2]
                 start(message[1], ctx)
+            elif kind == "preload":  # imports ahead of the first pair; errors show at setup
+                with contextlib.suppress(Exception):
+                    message[2].preload()
             elif kind == "setup":
                 _, pair_id, model, task, policy, send_completion = message
                 try:

@@ -357,6 +357,9 @@ class RayPairRun(PairRun):
         self._task_ref: Any = None
         self._tag = uuid.uuid4().hex[:8]
 
+    def prepare(self, task: LoadedTask) -> None:
+        """Nothing here: each actor loads its own copy of the model."""
+
     def _spawn(self, i: int) -> Any:
         """Start the actor of worker ``i`` (again); it loads the model in the background."""
         plan = self.plan

@@ -8,8 +8,10 @@ items that have no row yet (or only an error row).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -142,9 +144,17 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
         raise InputError("must be at least 1", field="--concurrency", value=options.concurrency)
     errors = ErrorLimit(options.max_errors)
     cap = CostCap(options.max_cost_usd)
-    tasks = load_tasks(task_paths, options.limit, options.shard)
     models = [resolve_model(m) for m in model_ids]
     models += _chain_models(options, Path(results_dir))
+    options = resolve_executor(options, models)
+    prestarted = False
+    if options.executor == "processes":  # workers import litellm while the tasks load
+        from slmbench.runner.process_pool import prestart_pool, worker_count
+
+        prestarted = prestart_pool(worker_count(options), models)
+    tasks = load_tasks(task_paths, options.limit, options.shard)
+    if prestarted:  # this process mostly waits on the workers from here
+        _import_in_background(SUMMARY_MODULES)
     partial: Model | None = None  # the cascade's large model, called on escalated items only
     if cascade is not None:
         small_model = models[model_ids.index(cascade.small)]
@@ -193,9 +203,9 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
                 todo = [it for it in items if (task.spec.name, model.name, it.id) not in done]
                 progress.start(task.spec.name, model.name, len(items), len(items) - len(todo))
                 errors.reset()
-                if todo and options.executor != "ray":  # Ray actors load their own copy
-                    model.prepare(task)
                 pair = make_pair_run(task, model, scorer, options, cache, cap, coster)
+                if todo:
+                    pair.prepare(task)
                 try:
                     for row in pair.rows(todo):
                         appender.append(row)
@@ -260,14 +270,61 @@ def _chain_models(options: RunOptions, results_dir: Path) -> list[Model]:
     return chains
 
 
+#: what build_summary imports (sklearn's metrics: ~0.8 s); see _import_in_background
+SUMMARY_MODULES = ("sklearn.metrics",)
+EXECUTORS = ("auto", "local", "processes", "ray")
+#: most worker processes "auto" starts: API calls stop gaining from more well before this
+AUTO_MAX_WORKERS = 4
+
+
+def resolve_executor(options: RunOptions, models: list[Model]) -> RunOptions:
+    """``auto`` (the CLI's default) → ``processes`` when an API model is in the run and this
+    machine has more than one core, else ``local``.
+
+    Against a fast server one process's client CPU is the limit (litellm spends ~2 ms per
+    call), and worker processes go past it (benchmarks/bench_api.py (d)); against a slow
+    remote API they cost only their start-up, which runs beside the task loading. Local
+    models always run in this process, whatever the executor.
+    """
+    if options.executor not in EXECUTORS:
+        raise InputError(f"unknown executor; one of {', '.join(EXECUTORS)}",
+                         field="--executor", value=options.executor)
+    if options.workers is not None and options.workers < 1:
+        raise InputError("must be at least 1", field="--workers", value=options.workers)
+    if options.executor != "auto":
+        return options
+    from slmbench.runner.process_pool import goes_to_workers
+
+    cores = os.cpu_count() or 1
+    if cores > 1 and any(goes_to_workers(m) for m in models):
+        return replace(options, executor="processes",
+                       workers=options.workers or min(cores, AUTO_MAX_WORKERS))
+    return replace(options, executor="local")
+
+
+def _import_in_background(names: tuple[str, ...]) -> None:
+    """Import ``names`` in a thread while worker processes make the calls, so the summary at
+    the end does not wait for them: the parent is mostly idle then (it writes rows at ~0.3 ms
+    each). Started after the tasks are loaded, so that the two threads never import the same
+    libraries at once (numpy, pandas): only the import system's per-module locks would then
+    stand between them, and it breaks circular waits by raising."""
+    import importlib
+    import threading
+
+    def work() -> None:
+        for name in names:
+            with contextlib.suppress(Exception):  # the summary imports it again and reports
+                importlib.import_module(name)
+
+    threading.Thread(target=work, name="slmbench-imports").start()
+
+
 def make_pair_run(task: LoadedTask, model: Model, scorer: ItemScorer, options: RunOptions,
                   cache: ResponseCache | None, cap: CostCap, coster: RunCoster) -> PairRun:
     """The executor seam: every executor yields scored rows for one pair; this process writes."""
     if options.executor == "local":
         return PairRun(model, scorer, options, cache, cap, coster)
     if options.executor == "processes":  # API calls in worker processes, one window for all
-        if options.workers is not None and options.workers < 1:
-            raise InputError("must be at least 1", field="--workers", value=options.workers)
         from slmbench.runner.process_pool import ProcessPairRun
 
         return ProcessPairRun(model, scorer, options, cache, cap, coster)
