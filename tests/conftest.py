@@ -136,3 +136,34 @@ def gold_answerer(task_path: Path, wrong_every: int | None = None):
         return right
 
     return task, answer
+
+
+# a stored run's manifest with one task of each scored kind, for summary tests that write rows
+SUMMARY_LABELS = ["card", "pay", "top_up"]
+SUMMARY_ROUTES = ["cards", "payments", "human_agent"]
+
+
+def summary_manifest(run_id: str, models: dict[str, dict], n_items: int,
+                     timings: list[dict] | None = None) -> dict:
+    return {
+        "run_id": run_id, "started_at": "2026-11-22T10:00:00+00:00", "seed": 3, "options": {},
+        "tasks": {
+            "cls": {"name": "cls", "kind": "classification", "labels": SUMMARY_LABELS,
+                    "n_items": n_items},
+            "route": {"name": "route", "kind": "routing", "n_items": n_items,
+                      "fallback": "human_agent",
+                      "routes": [{"name": r, "target": f"pipeline:{r}"} for r in SUMMARY_ROUTES]},
+            "ext": {"name": "ext", "kind": "extraction", "n_items": n_items,
+                    "fields": [{"name": "amount", "type": "string"}]},
+        },
+        "models": {name: {"name": name, "settings": {}, **info} for name, info in models.items()},
+        "timings": timings or [],
+    }
+
+
+def write_stored_run(folder: Path, manifest: dict, rows: list[dict]) -> Path:
+    """A run folder holding ``manifest`` and ``rows`` as a run would have stored them."""
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (folder / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder

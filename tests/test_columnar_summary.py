@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BUNDLED_TASKS, free_port
+from conftest import (
+    BUNDLED_TASKS,
+    SUMMARY_LABELS,
+    SUMMARY_ROUTES,
+    free_port,
+    summary_manifest,
+    write_stored_run,
+)
 from fakeserver import FakeOpenAIServer, FaultPlan
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -213,23 +220,13 @@ def test_api_runs_with_errors_invalid_answers_and_a_resume(tmp_path):
 # random rows
 
 
-LABELS = ["card", "pay", "top_up"]
-ROUTES = ["cards", "payments", "human_agent"]
+LABELS, ROUTES = SUMMARY_LABELS, SUMMARY_ROUTES
 MODELS = {"local:hourly": {"pricing": "hourly"}, "openai/gpt-5.4": {"pricing": "tokens"},
           "openai/unknown-model": {"pricing": "tokens"}}
-MANIFEST = {
-    "run_id": "fuzz", "started_at": "2026-11-22T10:00:00+00:00", "seed": 3, "options": {},
-    "tasks": {
-        "cls": {"name": "cls", "kind": "classification", "labels": LABELS, "n_items": 8},
-        "route": {"name": "route", "kind": "routing", "n_items": 8, "fallback": "human_agent",
-                  "routes": [{"name": r, "target": f"pipeline:{r}"} for r in ROUTES]},
-        "ext": {"name": "ext", "kind": "extraction", "n_items": 8,
-                "fields": [{"name": "amount", "type": "string"}]},
-    },
-    "models": {name: {"name": name, "settings": {}, **info} for name, info in MODELS.items()},
-    "timings": [{"task": t, "model": m, "items": 8, "wall_s": 2.5, "latency_sum_s": 5.0}
-                for t in ("cls", "route", "ext") for m in MODELS],
-}
+MANIFEST = summary_manifest(
+    "fuzz", MODELS, n_items=8,
+    timings=[{"task": t, "model": m, "items": 8, "wall_s": 2.5, "latency_sum_s": 5.0}
+             for t in ("cls", "route", "ext") for m in MODELS])
 
 strings = st.sampled_from([*LABELS, *ROUTES, "other", "", "<invalid>"])
 tokens = st.none() | st.integers(0, 3000) | st.sampled_from([272_000, 300_000])
@@ -329,11 +326,7 @@ def test_random_rows_give_the_same_summary(lines, copies, collide, torn_tail):
 
 
 def _write(tmp_path: Path, rows: list[dict], name: str = "r") -> Path:
-    run = tmp_path / name
-    run.mkdir()
-    (run / "manifest.json").write_text(json.dumps(MANIFEST))
-    (run / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return run
+    return write_stored_run(tmp_path / name, MANIFEST, rows)
 
 
 def _row(i: int, **over: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import SUMMARY_LABELS, SUMMARY_ROUTES, run_cli, summary_manifest, write_stored_run
 
 from slmbench.errors import InputError
 from slmbench.pricing.cost import hourly_cost, summarize_costs
@@ -28,21 +28,9 @@ from slmbench.scoring import classification_metrics
 from slmbench.store import RunDir
 from slmbench.store import summary as S
 
-LABELS = ["card", "pay", "top_up"]
-ROUTES = ["cards", "payments", "human_agent"]
+LABELS, ROUTES = SUMMARY_LABELS, SUMMARY_ROUTES
 MODELS = {"openai/gpt-5.4": {"pricing": "tokens"}, "local:hourly": {"pricing": "hourly"}}
-MANIFEST = {
-    "run_id": "edges", "started_at": "2026-11-22T10:00:00+00:00", "seed": 3, "options": {},
-    "tasks": {
-        "cls": {"name": "cls", "kind": "classification", "labels": LABELS, "n_items": 4},
-        "route": {"name": "route", "kind": "routing", "n_items": 4, "fallback": "human_agent",
-                  "routes": [{"name": r, "target": f"pipeline:{r}"} for r in ROUTES]},
-        "ext": {"name": "ext", "kind": "extraction", "n_items": 4,
-                "fields": [{"name": "amount", "type": "string"}]},
-    },
-    "models": {name: {"name": name, "settings": {}, **info} for name, info in MODELS.items()},
-    "timings": [],
-}
+MANIFEST = summary_manifest("edges", MODELS, n_items=4)
 
 
 def row(i: int, task: str = "cls", model: str = "openai/gpt-5.4", **over: Any) -> dict:
@@ -59,11 +47,7 @@ def row(i: int, task: str = "cls", model: str = "openai/gpt-5.4", **over: Any) -
 
 
 def write_run(tmp_path: Path, rows: list[dict], name: str = "r") -> Path:
-    run = tmp_path / name
-    run.mkdir()
-    (run / "manifest.json").write_text(json.dumps(MANIFEST))
-    (run / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return run
+    return write_stored_run(tmp_path / name, MANIFEST, rows)
 
 
 def both_raise(run: Path) -> InputError:
