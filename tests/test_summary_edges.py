@@ -97,6 +97,14 @@ def test_routing_gold_outside_the_routes_names_the_first_item_in_id_order(tmp_pa
     assert (err.field, err.value) == ("gold", None)
 
 
+def test_a_confidence_outside_0_1_names_items_jsonl_and_the_item(tmp_path):
+    run = write_run(tmp_path, [row(0), row(1, confidence=1.5), row(2, confidence="high")])
+    err = both_raise(run)
+    assert str(err) == (f"{run / 'items.jsonl'}, field 'confidence', value 1.5: item 'i1' of "
+                        "cls · openai/gpt-5.4: the stored confidence must be a number between "
+                        "0 and 1 or null")
+
+
 def test_report_on_such_a_run_is_one_line_and_exit_2(tmp_path, capsys):
     run = write_run(tmp_path, [row(0, gold="other"), row(1, gold="zzz")])
     code, _, err = run_cli(["report", str(run)], capsys)

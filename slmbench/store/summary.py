@@ -15,7 +15,11 @@ from typing import Any
 from slmbench.errors import InputError
 from slmbench.pricing.run_costs import PricingOptions, RunCoster
 from slmbench.scoring import coded_task_metrics, predicted_label, task_metrics
-from slmbench.scoring.calibration import calibration_metrics, calibration_summary
+from slmbench.scoring.calibration import (
+    calibration_metrics,
+    calibration_summary,
+    check_confidence,
+)
 from slmbench.store.columns import (
     COLUMNAR_KINDS,
     CORRECT,
@@ -90,6 +94,12 @@ def _bad_value(kind: str, labels: frozenset[str], row: dict[str, Any]
                ) -> tuple[str, Any, str] | None:
     """(field, value, what it must be) of the first value of ``row`` that scoring reads and
     that is not of the shape the runner writes; ``None`` when the row is sound."""
+    confidence = row.get("confidence")
+    if confidence is not None:
+        try:
+            check_confidence(confidence)
+        except InputError:
+            return "confidence", confidence, "must be a number between 0 and 1 or null"
     gold = row.get("gold")
     if kind in COLUMNAR_KINDS:
         routing = kind == "routing"
