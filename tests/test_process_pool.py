@@ -22,6 +22,7 @@ from fakeserver import FakeOpenAIServer, FaultPlan
 from slmbench.errors import InputError
 from slmbench.models import resolve_model
 from slmbench.runner import process_pool
+from slmbench.runner import run as run_module
 from slmbench.runner.budget import RunStopped
 from slmbench.runner.retry import RetryPolicy
 from slmbench.runner.run import RunOptions, resolve_executor, run_benchmark
@@ -276,6 +277,10 @@ def test_auto_picks_worker_processes_for_api_models_on_more_than_one_core(monkey
         resolve_executor(RunOptions(executor="threads"), [api])
     with pytest.raises(InputError, match="--workers.*0"):
         resolve_executor(RunOptions(executor="auto", workers=0), [api])
+    monkeypatch.setattr(run_module, "POSIX", False)  # Windows: no fd passing to children
+    assert resolve_executor(RunOptions(executor="auto"), [api]).executor == "local"
+    with pytest.raises(InputError, match="POSIX"):
+        resolve_executor(RunOptions(executor="processes"), [api])
 
 
 def test_cli_default_runs_api_calls_in_workers_and_records_it(tmp_path, capsys):

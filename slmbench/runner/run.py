@@ -273,13 +273,15 @@ def _chain_models(options: RunOptions, results_dir: Path) -> list[Model]:
 #: what build_summary imports (sklearn's metrics: ~0.8 s); see _import_in_background
 SUMMARY_MODULES = ("sklearn.metrics",)
 EXECUTORS = ("auto", "local", "processes", "ray")
+#: worker processes inherit their socket by fd (subprocess pass_fds): POSIX only
+POSIX = os.name == "posix"
 #: most worker processes "auto" starts: API calls stop gaining from more well before this
 AUTO_MAX_WORKERS = 4
 
 
 def resolve_executor(options: RunOptions, models: list[Model]) -> RunOptions:
     """``auto`` (the CLI's default) → ``processes`` when an API model is in the run and this
-    machine has more than one core, else ``local``.
+    (POSIX) machine has more than one core, else ``local``.
 
     Against a fast server one process's client CPU is the limit (litellm spends ~2 ms per
     call), and worker processes go past it (benchmarks/bench_api.py (d)); against a slow
@@ -291,12 +293,15 @@ def resolve_executor(options: RunOptions, models: list[Model]) -> RunOptions:
                          field="--executor", value=options.executor)
     if options.workers is not None and options.workers < 1:
         raise InputError("must be at least 1", field="--workers", value=options.workers)
+    if options.executor == "processes" and not POSIX:
+        raise InputError("needs a POSIX system (Linux, macOS); use local or ray",
+                         field="--executor", value=options.executor)
     if options.executor != "auto":
         return options
     from slmbench.runner.process_pool import goes_to_workers
 
     cores = os.cpu_count() or 1
-    if cores > 1 and any(goes_to_workers(m) for m in models):
+    if cores > 1 and POSIX and any(goes_to_workers(m) for m in models):
         return replace(options, executor="processes",
                        workers=options.workers or min(cores, AUTO_MAX_WORKERS))
     return replace(options, executor="local")
