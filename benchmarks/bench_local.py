@@ -12,12 +12,14 @@ embedded SmolLM2-135M GGUF and the same 77-label prompt (built by slmbench's tas
                  with prefix reuse (llama-cpp-python keeps the common prefix in the KV cache)
                  and a ``LlamaGrammar`` that only allows the 77 labels
   (d) free       slmbench with ``decoding=free`` (prefix reuse only, free generation)
+  (e) instances  slmbench with ``instances=<n_threads>&n_threads=1``: one one-thread context
+                 per core over the same weights, the chunk's items answered in parallel
 
 The variants run interleaved in chunks (each keeps its own Llama instance and KV cache), so a
 change in machine load hits all of them alike; model loading is not timed. Printed per
 variant: items/s, accuracy, prompt tokens/s (logical prompt tokens handled per second, and
 tokens actually evaluated per second), generated tokens/s; then the ratios (b)/(a)
-(target >= 5x, accuracy not lower) and (b)/(c) (target >= 0.8).
+(target >= 5x, accuracy not lower), (b)/(c) (target >= 0.8) and (e)/(b) (parallel contexts).
 
     python benchmarks/bench_local.py                 # 300 items, CPU
     python benchmarks/bench_local.py --n 20          # quick check
@@ -69,6 +71,7 @@ VARIANTS = {
     "b": "slmbench constrained",
     "c": "hand-written grammar",
     "d": "slmbench decoding=free",
+    "e": "slmbench instances=cores",
 }
 
 
@@ -152,7 +155,10 @@ class Runner:
         settings = f"n_gpu_layers={args.n_gpu_layers}&n_threads={args.n_threads}" \
                    f"&n_ctx={args.n_ctx}"
         t0 = time.perf_counter()
-        if key in ("b", "d"):
+        if key == "e":  # one one-thread context per core, items answered in parallel
+            settings = (f"n_gpu_layers={args.n_gpu_layers}&n_threads=1&n_ctx={args.n_ctx}"
+                        f"&instances={args.n_threads}")
+        if key in ("b", "d", "e"):
             model_id = "llamacpp:smollm2?" + settings + ("&decoding=free" if key == "d" else "")
             self.model = resolve_model(model_id)
             self.model.prepare(task)
@@ -211,8 +217,30 @@ class Runner:
                 while common < min(n, p_tok) and old[common] == tokens[common]:
                     common += 1
                 evaluated = p_tok - min(common, p_tok - 1)
-        answer = parse_label(text, self.scorer.matcher)
         s.seconds += time.perf_counter() - t0
+        self._count(item, text, p_tok, g_tok, evaluated)
+
+    def run_chunk(self, chunk: list) -> None:
+        """The chunk's items; (e) answers them from one thread per context, timed as a whole
+        (its seconds are wall time, not the sum of the overlapping calls)."""
+        if self.key != "e":
+            for item in chunk:
+                self.run(item)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(self.model.parallel) as pool:
+            comps = list(pool.map(lambda it: self.model.complete(self.scorer.request(it)),
+                                  chunk))
+        self.stats.seconds += time.perf_counter() - t0
+        for item, comp in zip(chunk, comps, strict=True):
+            self._count(item, comp.text, comp.tokens_in or 0, comp.tokens_out or 0,
+                        comp.extra.get("prompt_tokens_evaluated"))
+
+    def _count(self, item, text: str, p_tok: int, g_tok: int, evaluated: int | None) -> None:
+        s = self.stats
+        answer = parse_label(text, self.scorer.matcher)
         s.items += 1
         s.correct += int(answer == item.gold)
         s.invalid += int(answer is None)
@@ -222,7 +250,7 @@ class Runner:
         s.answers[item.id] = answer
 
     def close(self) -> None:
-        if self.key in ("b", "d"):
+        if self.key in ("b", "d", "e"):
             self.model.close()
         else:
             self.llm.close()
@@ -235,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train", type=Path, default=DATA_DIR / "train.jsonl",
                    help="train split, for the label set (labels: from_train)")
     p.add_argument("--n", type=int, default=300, help="items (stratified sample)")
-    p.add_argument("--variants", default="abcd", help="which of a,b,c,d to run")
+    p.add_argument("--variants", default="abcde", help="which of a,b,c,d,e to run")
     p.add_argument("--chunk", type=int, default=25, help="items per variant before rotating")
     p.add_argument("--n-gpu-layers", type=int, default=0)
     p.add_argument("--n-threads", type=int, default=os.cpu_count() or 1)
@@ -268,8 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         chunk_s.append({})
         for v in order:
             before = runners[v].stats.seconds
-            for item in chunk:
-                runners[v].run(item)
+            runners[v].run_chunk(chunk)
             chunk_s[-1][v] = runners[v].stats.seconds - before
         done = start + len(chunk)
         print(f"# {done}/{len(items)} items per variant, {time.perf_counter() - wall0:.0f} s "
@@ -313,6 +340,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{'MET' if ratio >= 5 else 'NOT MET'}; accuracy {results['b']['accuracy']:.3f} "
               f"vs {results['a']['accuracy']:.3f}: {'not lower' if acc_ok else 'LOWER'}; "
               f"{chunk_ratio('b', 'a')})")
+    if "b" in results and "e" in results:
+        ratio = results["e"]["items_per_s"] / results["b"]["items_per_s"]
+        agree = sum(runners["b"].stats.answers[k] == runners["e"].stats.answers[k]
+                    for k in runners["b"].stats.answers)
+        print(f"ratio (e) {args.n_threads} one-thread contexts / (b) one {args.n_threads}-thread "
+              f"context: {ratio:.2f}x items/s; same answer on {agree}/{len(items)} items "
+              f"({chunk_ratio('e', 'b')})")
     if "b" in results and "c" in results:
         ratio = results["b"]["items_per_s"] / results["c"]["items_per_s"]
         agree = sum(runners["b"].stats.answers[k] == runners["c"].stats.answers[k]

@@ -116,3 +116,33 @@ def test_json_grammar_gives_valid_json(tmp_path):
     assert entry["json_valid_rate"] == 1.0
     for r in result.run.rows():
         assert set(r["answer"]) == {"order_id", "product", "quantity", "city", "delivery_date"}
+
+
+def test_two_instances_answer_in_parallel_with_the_same_answers(cls_run, tmp_path):
+    """instances=2: two contexts over the same weights, two items at once, and every answer
+    and confidence equal to the one-context run's."""
+    one = {r["item_id"]: r for r in open_run(cls_run).rows() if r["model"] == "llamacpp:smollm2"}
+    result = run_benchmark([BUNDLED_TASKS / "banking77_mini.yaml"],
+                           ["llamacpp:smollm2?instances=2"], results_dir=tmp_path,
+                           options=RunOptions(limit=12, use_cache=False))
+    two = {r["item_id"]: r for r in result.run.rows()}
+    assert two.keys() == one.keys()
+    for item_id, row in two.items():
+        assert (row["answer"], row["tokens_in"], row["tokens_out"]) == \
+            (one[item_id]["answer"], one[item_id]["tokens_in"], one[item_id]["tokens_out"])
+        assert row["confidence"] == pytest.approx(one[item_id]["confidence"], abs=1e-6)
+    timing = result.run.read_manifest()["timings"][0]
+    assert timing["workers"] == 2
+    assert timing["latency_sum_s"] > timing["wall_s"]  # calls overlapped in time
+
+
+def test_instances_is_checked(tmp_path):
+    from slmbench.errors import InputError
+    from slmbench.models import resolve_model
+    from slmbench.runner.ray_executor import check_executor
+
+    for bad in ("0", "two", "1.5"):
+        with pytest.raises(InputError, match="instances"):
+            resolve_model(f"llamacpp:smollm2?instances={bad}")
+    with pytest.raises(InputError, match="--workers instead"):
+        check_executor(RunOptions(executor="ray"), [resolve_model("llamacpp:smollm2?instances=2")])

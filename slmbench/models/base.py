@@ -50,6 +50,8 @@ class Model(ABC):
     pricing: str = PRICING_TOKENS
     #: True when calls may run in parallel threads (network APIs); False for in-process models
     thread_safe: bool = False
+    #: most calls it can serve at once when thread_safe (None: --concurrency decides)
+    parallel: int | None = None
     #: False when an answer depends on more than (settings, request), e.g. a trained baseline
     cacheable: bool = True
     #: the id it was resolved from (set by resolve_model): other processes, e.g. Ray actors,

@@ -13,16 +13,25 @@ Two decoding paths:
 
 Settings (``llamacpp:path.gguf?n_gpu_layers=-1&n_ctx=4096``): ``n_gpu_layers``, ``n_ctx``,
 ``n_threads``, ``n_batch``, ``seed``, ``decoding`` (constrained|free), ``prefix_cache``
-(true|false: false resets the KV cache before every item).
+(true|false: false resets the KV cache before every item), ``instances``.
+
+``instances=N`` loads N llama.cpp contexts over the same memory-mapped weights (each with its
+own KV cache, ``n_threads`` = cores / N unless given) and answers N items at once from N
+threads: llama.cpp releases the GIL while it computes. It is the parallelism llama-cpp-python
+allows for generation (its contexts hold one sequence): a small model's one-token steps keep
+many threads waiting on each other, so N one-thread contexts get more items through the cores
+than one context on all of them (benchmarks/bench_local.py, variant (e)).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +47,7 @@ DEFAULT_MODEL = "llamacpp:smollm2"
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "n_ctx": 4096, "n_gpu_layers": 0, "n_threads": None, "n_batch": 512, "seed": 0,
-    "decoding": "constrained", "prefix_cache": True,
+    "decoding": "constrained", "prefix_cache": True, "instances": 1,
 }
 
 
@@ -76,6 +85,9 @@ def create(rest: str, settings: dict[str, Any]) -> LlamaCppModel:
                 raise InputError("not a GGUF file (bad magic bytes)", field="--model",
                                  value=str(path))
     merged = {**DEFAULT_SETTINGS, **settings}
+    if type(merged["instances"]) is not int or merged["instances"] < 1:
+        raise InputError("instances must be a whole number >= 1", field="--model",
+                         value=f"instances={merged['instances']}")
     if merged["decoding"] not in ("constrained", "free"):
         raise InputError("decoding must be 'constrained' or 'free'", field="--model",
                          value=merged["decoding"])
@@ -98,10 +110,14 @@ class LlamaCppModel(Model):
     def __init__(self, name: str, settings: dict[str, Any], path: Path) -> None:
         super().__init__(name, settings)
         self.path = path
+        self.parallel = settings.get("instances", 1)
+        self.thread_safe = self.parallel > 1  # one context per thread, see _context
         self._llm: Any = None
+        self._free: Any = None  # queue.Queue of idle contexts (instances > 1)
+        self._contexts: list[Any] = []
         self._formatter: Any = None
         self._tries: dict[tuple[str, ...], _Trie] = {}
-        self._grammars: dict[str, Any] = {}
+        self._grammars: dict[tuple[int, str], Any] = {}
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
@@ -114,21 +130,16 @@ class LlamaCppModel(Model):
     def _load(self) -> Any:
         if self._llm is not None:
             return self._llm
-        from llama_cpp import Llama, llama_chat_format
+        from llama_cpp import llama_chat_format
 
-        s = self.settings
-        try:
-            self._llm = Llama(
-                model_path=str(self.path), n_ctx=s["n_ctx"], n_gpu_layers=s["n_gpu_layers"],
-                n_threads=s["n_threads"] or os.cpu_count(), n_batch=s["n_batch"],
-                # prompt evaluation too (llama-cpp-python's default is every core, whatever
-                # n_threads says: two workers on one machine would fight over the cores)
-                n_threads_batch=s["n_threads"] or os.cpu_count(),
-                seed=s["seed"], verbose=False, logits_all=False,
-            )
-        except Exception as exc:
-            raise InputError(f"llama.cpp could not load the model: {exc}", field="--model",
-                             value=str(self.path)) from None
+        self._contexts = [self._new_context() for _ in range(self.parallel)]
+        self._llm = self._contexts[0]
+        if self.parallel > 1:
+            import queue
+
+            self._free = queue.Queue()
+            for llm in self._contexts:
+                self._free.put(llm)
         template = self._llm.metadata.get("tokenizer.chat_template")
         if template:
             eos = self._llm._model.token_get_text(self._llm.token_eos())
@@ -137,31 +148,62 @@ class LlamaCppModel(Model):
                 template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
         return self._llm
 
+    def _new_context(self) -> Any:
+        from llama_cpp import Llama
+
+        s = self.settings
+        threads = s["n_threads"] or max(1, (os.cpu_count() or 1) // self.parallel)
+        try:
+            return Llama(
+                model_path=str(self.path), n_ctx=s["n_ctx"], n_gpu_layers=s["n_gpu_layers"],
+                n_threads=threads, n_batch=s["n_batch"],
+                # prompt evaluation too (llama-cpp-python's default is every core, whatever
+                # n_threads says: two workers on one machine would fight over the cores)
+                n_threads_batch=threads, seed=s["seed"], verbose=False, logits_all=False,
+            )
+        except Exception as exc:
+            raise InputError(f"llama.cpp could not load the model: {exc}", field="--model",
+                             value=str(self.path)) from None
+
     def prepare(self, task: Any) -> None:
         self._load()
 
     def close(self) -> None:
-        if self._llm is not None:
-            self._llm.close()
-            self._llm = None
+        for llm in self._contexts:
+            llm.close()
+        self._contexts, self._llm, self._free = [], None, None
+
+    @contextlib.contextmanager
+    def _context(self) -> Iterator[Any]:
+        """A context no other thread is using (the only one, with one instance)."""
+        llm = self._load()
+        if self._free is None:
+            yield llm
+            return
+        llm = self._free.get()
+        try:
+            yield llm
+        finally:
+            self._free.put(llm)
 
     # -- calls ---------------------------------------------------------------------------
     def complete(self, request: Request) -> Completion:
-        llm = self._load()
-        if not self.settings["prefix_cache"]:
-            llm.reset()
-        start = time.perf_counter()
-        if request.choices and self.settings["decoding"] == "constrained" and self._formatter:
-            comp = self._complete_choice(llm, request)
-        else:
-            comp = self._complete_free(llm, request)
-        comp.latency_s = time.perf_counter() - start
+        with self._context() as llm:
+            if not self.settings["prefix_cache"]:
+                llm.reset()
+            start = time.perf_counter()
+            if request.choices and self.settings["decoding"] == "constrained" \
+                    and self._formatter:
+                comp = self._complete_choice(llm, request)
+            else:
+                comp = self._complete_free(llm, request)
+            comp.latency_s = time.perf_counter() - start
         return comp
 
     def _complete_free(self, llm: Any, request: Request) -> Completion:
         kwargs: dict[str, Any] = {}
         if request.json_schema is not None and self.settings["decoding"] == "constrained":
-            kwargs["grammar"] = self._json_grammar(request.json_schema)
+            kwargs["grammar"] = self._json_grammar(llm, request.json_schema)
         elif self.settings["decoding"] == "free":
             kwargs["stop"] = ["\n"] if request.choices else None
         try:
@@ -176,8 +218,9 @@ class LlamaCppModel(Model):
             tokens_in=usage.get("prompt_tokens"), tokens_out=usage.get("completion_tokens"),
             token_source="gguf")
 
-    def _json_grammar(self, schema: dict[str, Any]) -> Any:
-        key = json.dumps(schema, sort_keys=True)
+    def _json_grammar(self, llm: Any, schema: dict[str, Any]) -> Any:
+        # one grammar object per context: a grammar is not known to be safe to share
+        key = (id(llm), json.dumps(schema, sort_keys=True))
         if key not in self._grammars:
             from llama_cpp import LlamaGrammar
 

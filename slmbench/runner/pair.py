@@ -141,7 +141,8 @@ class PairRun:
         self.cap = cap
         self.price = (coster.book.lookup(model.name, coster.on)
                       if model.pricing == PRICING_TOKENS and cap.cap is not None else None)
-        self.workers = options.concurrency if model.thread_safe else 1
+        self.workers = (min(options.concurrency, model.parallel or options.concurrency)
+                        if model.thread_safe else 1)
         self.window = AdaptiveWindow(self.workers)
         self.stop_reason: str | None = None
         self.fresh = 0

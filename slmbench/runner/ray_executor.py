@@ -72,6 +72,7 @@ from typing import TYPE_CHECKING, Any
 
 from slmbench.errors import InputError
 from slmbench.models import Model
+from slmbench.models.base import PRICING_TOKENS
 from slmbench.pricing.run_costs import RunCoster
 from slmbench.runner.budget import CostCap
 from slmbench.runner.cache import ResponseCache
@@ -155,6 +156,11 @@ def check_executor(options: RunOptions, models: Sequence[Model]) -> None:
     and no GPU, bad ``--workers``), checked before the run folder is made or a model called."""
     if options.workers is not None and options.workers < 1:
         raise InputError("must be at least 1", field="--workers", value=options.workers)
+    for model in models:
+        if model.pricing != PRICING_TOKENS and model.parallel not in (None, 1):
+            raise InputError("the Ray executor runs one instance of a local model per worker; "
+                             "give --workers instead of instances", field="--model",
+                             value=getattr(model, "model_id", None) or model.name)
     cluster = Cluster.of(connect(options.ray_address))
     for model in models:
         if not getattr(model, "model_id", None):
