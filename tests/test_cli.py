@@ -81,6 +81,26 @@ def test_resume_refuses_a_changed_task(tmp_path, capsys, cls_task):
     assert code == 2 and "changed since this run started" in err
 
 
+def test_resume_allows_a_speed_setting_and_refuses_an_answer_setting(tmp_path, capsys):
+    """timeout / n_threads / instances only change how fast a model answers: a resume may
+    change them; temperature changes the answers: refused (and named)."""
+    from fakeserver import FakeOpenAIServer
+
+    task = str(BUNDLED_TASKS / "banking77_mini.yaml")
+    with FakeOpenAIServer(lambda body: "card_arrival") as server:
+        model = f"openai/fake?api_base={server.base_url}"
+        base = ["run", task, "--results-dir", str(tmp_path), "--run-id", "r", "-q",
+                "--executor", "local"]
+        assert run_cli([*base, "-m", f"{model}&timeout=30", "--limit", "5"], capsys)[0] == 0
+        code, _, err = run_cli([*base, "-m", f"{model}&timeout=90", "--limit", "8"], capsys)
+        assert code == 0, err
+        assert len(server.calls) == 8  # 5, then only the 3 missing items
+        code, _, err = run_cli([*base, "-m", f"{model}&temperature=0.7", "--limit", "8"],
+                               capsys)
+        assert len(server.calls) == 8
+    assert code == 2 and "model settings changed" in err and "'openai/fake'" in err
+
+
 def test_torn_last_line_is_skipped_and_reported(tmp_path, capsys):
     args = ["run", str(BUNDLED_TASKS / "banking77_mini.yaml"), "-m", "baseline:tfidf-logreg",
             "--results-dir", str(tmp_path), "--run-id", "torn", "--limit", "4", "-q"]

@@ -146,3 +146,10 @@ def test_instances_is_checked(tmp_path):
             resolve_model(f"llamacpp:smollm2?instances={bad}")
     with pytest.raises(InputError, match="--workers instead"):
         check_executor(RunOptions(executor="ray"), [resolve_model("llamacpp:smollm2?instances=2")])
+    # a speed setting: the cached answers of a one-context run serve a two-context run
+    from slmbench.models.base import Request
+    from slmbench.runner.cache import cache_key
+
+    request = Request(messages=[{"role": "user", "content": "x"}], text="x", choices=("a", "b"))
+    assert cache_key(resolve_model("llamacpp:smollm2?instances=2"), request) == \
+        cache_key(resolve_model("llamacpp:smollm2"), request)

@@ -14,15 +14,22 @@ import sqlite3
 import threading
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from slmbench import __version__
 from slmbench.models.base import Completion, Model, Request
 
-NON_SEMANTIC_SETTINGS = {"timeout", "n_threads", "n_batch", "api_base"}
+#: settings that change how fast or where a model is called, never what it answers
+NON_SEMANTIC_SETTINGS = {"timeout", "n_threads", "n_batch", "api_base", "instances"}
+
+
+def semantic_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings an answer depends on: what the cache key and a resume compare."""
+    return {k: v for k, v in settings.items() if k not in NON_SEMANTIC_SETTINGS}
 
 
 def cache_key(model: Model, request: Request) -> str:
-    settings = {k: v for k, v in model.settings.items() if k not in NON_SEMANTIC_SETTINGS}
+    settings = semantic_settings(model.settings)
     blob = json.dumps({
         "v": __version__, "model": model.name, "settings": settings,
         "messages": request.messages, "text": request.text, "choices": request.choices,

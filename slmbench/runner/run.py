@@ -21,7 +21,7 @@ from slmbench.models import Model, resolve_model
 from slmbench.models.base import PRICING_TOKENS
 from slmbench.pricing.run_costs import PricingOptions, RunCoster
 from slmbench.runner.budget import CostCap, ErrorLimit, RunStopped
-from slmbench.runner.cache import ResponseCache
+from slmbench.runner.cache import ResponseCache, semantic_settings
 from slmbench.runner.items import ItemScorer
 from slmbench.runner.live_cascade import CascadeSpec, escalated_ids, manifest_entry
 from slmbench.runner.pair import PairRun
@@ -377,7 +377,9 @@ def _start_manifest(run: RunDir, tasks: list[LoadedTask], models: list[Model],
                              value=info["path"])
     for name, info in fresh["models"].items():
         prev = old.get("models", {}).get(name)
-        if prev and prev.get("settings") != info["settings"]:
+        # a faster setting (n_threads, instances, timeout...) may change between invocations
+        if prev and semantic_settings(prev.get("settings") or {}) != semantic_settings(
+                info["settings"]):
             raise InputError("model settings changed since this run started; use a new run id",
                              file=run.manifest_path, field=f"models.{name}", value=name)
     merged = dict(old)
