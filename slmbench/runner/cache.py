@@ -24,8 +24,16 @@ NON_SEMANTIC_SETTINGS = {"timeout", "n_threads", "n_batch", "api_base", "instanc
 
 
 def semantic_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings an answer depends on: what the cache key and a resume compare."""
-    return {k: v for k, v in settings.items() if k not in NON_SEMANTIC_SETTINGS}
+    """The settings an answer depends on: what the cache key and a resume compare (also
+    inside nested settings, such as a chain's steps)."""
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in NON_SEMANTIC_SETTINGS}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(settings)
 
 
 def cache_key(model: Model, request: Request) -> str:
