@@ -99,7 +99,7 @@ def test_resume_allows_a_speed_setting_and_refuses_an_answer_setting(tmp_path, c
                                capsys)
         assert len(server.calls) == 8
     assert code == 2 and "model settings changed" in err and "'openai/fake'" in err
-    from slmbench.runner.cache import semantic_settings
+    from slmbench.models.base import semantic_settings
 
     chain = {"steps": [{"model": "llamacpp:x", "settings": {"n_threads": 1, "seed": 0}}]}
     assert semantic_settings(chain) == {"steps": [{"model": "llamacpp:x", "settings": {"seed": 0}}]}

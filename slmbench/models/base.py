@@ -43,6 +43,23 @@ class Completion:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+#: settings that change how fast or where a model is called, never what it answers
+NON_SEMANTIC_SETTINGS = {"timeout", "n_threads", "n_batch", "api_base", "instances"}
+
+
+def semantic_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings an answer depends on: what the cache key and a resume compare (also
+    inside nested settings, such as a chain's steps)."""
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in NON_SEMANTIC_SETTINGS}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(settings)
+
+
 class Model(ABC):
     """A model under test. ``name`` identifies it in results; ``settings`` pins how it ran."""
 

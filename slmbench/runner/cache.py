@@ -14,26 +14,9 @@ import sqlite3
 import threading
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from slmbench import __version__
-from slmbench.models.base import Completion, Model, Request
-
-#: settings that change how fast or where a model is called, never what it answers
-NON_SEMANTIC_SETTINGS = {"timeout", "n_threads", "n_batch", "api_base", "instances"}
-
-
-def semantic_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings an answer depends on: what the cache key and a resume compare (also
-    inside nested settings, such as a chain's steps)."""
-    def strip(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k not in NON_SEMANTIC_SETTINGS}
-        if isinstance(value, list):
-            return [strip(v) for v in value]
-        return value
-
-    return strip(settings)
+from slmbench.models.base import Completion, Model, Request, semantic_settings
 
 
 def cache_key(model: Model, request: Request) -> str:

@@ -18,10 +18,10 @@ from typing import Any
 
 from slmbench.errors import InputError
 from slmbench.models import Model, resolve_model
-from slmbench.models.base import PRICING_TOKENS
+from slmbench.models.base import PRICING_TOKENS, semantic_settings
 from slmbench.pricing.run_costs import PricingOptions, RunCoster
 from slmbench.runner.budget import CostCap, ErrorLimit, RunStopped
-from slmbench.runner.cache import ResponseCache, semantic_settings
+from slmbench.runner.cache import ResponseCache
 from slmbench.runner.items import ItemScorer
 from slmbench.runner.live_cascade import CascadeSpec, escalated_ids, manifest_entry
 from slmbench.runner.pair import PairRun

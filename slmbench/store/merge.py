@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from slmbench.errors import InputError
+from slmbench.models.base import semantic_settings
 from slmbench.store.files import JsonlAppender
 from slmbench.store.manifest import now_iso
 from slmbench.store.run_dir import RunDir, open_run, row_key
@@ -110,8 +111,9 @@ def _same(a: dict[str, Any], b: dict[str, Any], ra: RunDir, rb: RunDir) -> None:
     if set(a["models"]) != set(b["models"]):
         raise InputError(f"runs hold different models ({where})", field="models",
                          value=sorted(set(a["models"]) ^ set(b["models"])))
-    for name, info in a["models"].items():
-        if info.get("settings") != b["models"][name].get("settings"):
+    for name, info in a["models"].items():  # speed settings (n_threads...) may differ
+        if semantic_settings(info.get("settings") or {}) != semantic_settings(
+                b["models"][name].get("settings") or {}):
             raise InputError(f"model settings differ ({where})", field=f"models.{name}",
                              value=b["models"][name].get("settings"))
     oa, ob = a.get("options", {}), b.get("options", {})
