@@ -24,7 +24,7 @@ from slmbench.models import resolve_model
 from slmbench.runner import process_pool
 from slmbench.runner import run as run_module
 from slmbench.runner.budget import RunStopped
-from slmbench.runner.retry import RetryPolicy
+from slmbench.runner.retry import AdaptiveWindow, RetryPolicy
 from slmbench.runner.run import RunOptions, resolve_executor, run_benchmark
 from slmbench.store import open_run
 
@@ -99,6 +99,76 @@ def test_a_429_storm_respects_one_window_for_all_workers(tmp_path):
     assert 4 <= peak <= 6
     timing = result.run.read_manifest()["timings"][0]
     assert timing["window_decreases"] >= 1 and timing["window_min"] <= 3
+
+
+def test_a_window_smaller_than_the_pool_hands_its_credit_to_the_worker_with_items(tmp_path):
+    """Concurrency 2 over 2 workers, 429s halve it to 1: one worker loses its credit while it
+    still holds items; the parent must move the credit to it once the other worker is idle,
+    or those items would wait forever. Never more than 2 requests at the server."""
+    import faulthandler
+
+    _, answer = gold_answerer(ROUTING)
+    plan = FaultPlan.first_attempts(n=3, kinds=["429"], share=0.5, retry_after_s=0.02)
+    faulthandler.dump_traceback_later(120, exit=True)  # a hang fails CI instead of stalling it
+    try:
+        with FakeOpenAIServer(answer, delay_s=0.02, faults=plan) as server:
+            result = _run(server, tmp_path, "small", concurrency=2, use_cache=False,
+                          retry=RetryPolicy(max_attempts=5, base_s=0.01, cap_s=0.05))
+            peak = _max_overlap(server)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    rows = result.run.rows()
+    assert len(rows) == 40 and all(r["error"] is None and r["correct"] for r in rows)
+    assert peak <= 2
+    assert result.run.read_manifest()["timings"][0]["window_min"] == 1
+
+
+class _Pool:
+    def __init__(self, *inflight: set[int]) -> None:
+        self.alive = [process_pool._Worker(i, None, None, inflight=set(s))  # type: ignore[arg-type]
+                      for i, s in enumerate(inflight)]
+
+
+class _Parent:
+    """What ``ProcessPairRun._share_window`` uses of its pair run: the window and _send."""
+
+    def __init__(self, size: int) -> None:
+        self.window = AdaptiveWindow(8)
+        self.window.size = float(size)
+        self.sent: list[tuple[int, int]] = []
+
+    def _send(self, pool, worker, message, pair_id, inflight) -> bool:
+        self.sent.append((worker.index, message[2]))
+        return True
+
+    def share(self, pool: _Pool, size: int | None = None) -> list[int]:
+        if size is not None:
+            self.window.size = float(size)
+        self.sent.clear()
+        process_pool.ProcessPairRun._share_window(self, pool, 1, {})  # type: ignore[arg-type]
+        return [w.credit for w in pool.alive]
+
+
+def test_credits_sum_to_the_window_and_follow_the_items():
+    parent, pool = _Parent(2), _Pool(set(), set())
+    assert parent.share(pool) == [1, 1] and parent.sent == [(0, 1), (1, 1)]
+    assert parent.share(pool) == [1, 1] and parent.sent == []  # nothing changed: nothing sent
+    pool.alive[0].inflight, pool.alive[1].inflight = {1, 2, 3}, {4}
+    assert parent.share(pool, 1) == [1, 0]  # a cut takes from the worker with fewer items
+    assert parent.sent == [(1, 0)]
+    # worker 0 drained, worker 1 holds items and no credit: worker 0's idle slot moves over
+    pool.alive[0].inflight, pool.alive[1].inflight = set(), {4, 5}
+    assert parent.share(pool) == [0, 1] and sorted(parent.sent) == [(0, 0), (1, 1)]
+    # ...but never a slot a call is using: that would exceed the window
+    pool.alive[0].inflight, pool.alive[1].inflight = {6}, {4, 5}
+    parent.share(pool)
+    pool.alive[0].credit, pool.alive[1].credit = 1, 0
+    assert parent.share(pool) == [1, 0]
+    # growth goes to the worker with the least credit, a tie to the one holding more items;
+    # a cut takes from the most, a tie from the one holding fewer
+    assert parent.share(pool, 5) == [2, 3]
+    assert parent.share(pool, 2) == [1, 1]
+    assert parent.share(pool, 1) == [0, 1]  # worker 0's call keeps running; it starts no more
 
 
 def test_cache_and_cost_cap_stay_in_the_parent(tmp_path):
