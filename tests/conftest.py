@@ -167,3 +167,12 @@ def write_stored_run(folder: Path, manifest: dict, rows: list[dict]) -> Path:
     (folder / "manifest.json").write_text(json.dumps(manifest))
     (folder / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder
+
+
+def interruptible() -> None:
+    """``preexec_fn`` of a child that a test stops with Ctrl-C (SIGINT): a shell or CI runner
+    that started pytest in the background (``nohup``, ``&``) passes SIGINT down as ignored, and
+    Python then never raises KeyboardInterrupt; a terminal user's Ctrl-C always arrives."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLED_TASKS, REPO, gold_answerer, run_cli
+from conftest import BUNDLED_TASKS, REPO, gold_answerer, interruptible, run_cli
 from fakeserver import FakeOpenAIServer, FaultPlan
 
 from slmbench.errors import InputError
@@ -257,6 +257,7 @@ def _start_cli_like(server: FakeOpenAIServer, tmp_path: Path, run_id: str) -> su
         "    sys.exit(130)\n")
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env,
+                            preexec_fn=interruptible,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLED_TASKS, REPO, gold_answerer, run_cli
+from conftest import BUNDLED_TASKS, REPO, gold_answerer, interruptible, run_cli
 from fakeserver import FakeOpenAIServer, FaultPlan
 
 from slmbench.runner.budget import RunStopped
@@ -188,7 +188,7 @@ def _subprocess_run(server: FakeOpenAIServer, tmp_path: Path, run_id: str, extra
            f"openai/fake?api_base={server.base_url}", "--results-dir", str(tmp_path),
            "--run-id", run_id, "-q", "--concurrency", "1", "--no-cache", *extra]
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
 
 
 def _wait_rows(path: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:
