@@ -256,8 +256,17 @@ def prestart_pool(n: int, models: list[Model]) -> bool:
     return True
 
 
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity where the OS tells (a container or
+    ``taskset`` limit), else every core of the machine."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def worker_count(options: RunOptions) -> int:
-    return max(1, options.workers or os.cpu_count() or 1)
+    return max(1, options.workers or usable_cores())
 
 
 def goes_to_workers(model: Model) -> bool:

@@ -298,9 +298,9 @@ def resolve_executor(options: RunOptions, models: list[Model]) -> RunOptions:
                          field="--executor", value=options.executor)
     if options.executor != "auto":
         return options
-    from slmbench.runner.process_pool import goes_to_workers
+    from slmbench.runner.process_pool import goes_to_workers, usable_cores
 
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     if cores > 1 and POSIX and any(goes_to_workers(m) for m in models):
         return replace(options, executor="processes",
                        workers=options.workers or min(cores, AUTO_MAX_WORKERS))
