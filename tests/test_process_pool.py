@@ -338,10 +338,10 @@ def test_auto_picks_worker_processes_for_api_models_on_more_than_one_core(monkey
     for cores, models, executor, workers in [
             (2, [api], "processes", 2), (16, [baseline, api], "processes", 4),
             (1, [api], "local", None), (8, [baseline], "local", None)]:
-        monkeypatch.setattr(process_pool, "usable_cores", lambda c=cores: c)
+        monkeypatch.setattr(run_module, "usable_cores", lambda c=cores: c)
         got = resolve_executor(RunOptions(executor="auto"), models)
         assert (got.executor, got.workers) == (executor, workers), (cores, models)
-    monkeypatch.setattr(process_pool, "usable_cores", lambda: 16)
+    monkeypatch.setattr(run_module, "usable_cores", lambda: 16)
     assert resolve_executor(RunOptions(executor="auto", workers=3), [api]).workers == 3
     assert resolve_executor(RunOptions(executor="local"), [api]).executor == "local"
     with pytest.raises(InputError, match="--executor.*'threads'"):
@@ -363,7 +363,7 @@ def test_cli_default_runs_api_calls_in_workers_and_records_it(tmp_path, capsys):
         assert code == 0, err
         assert len(server.calls) == 40
     manifest = open_run(tmp_path / "auto").read_manifest()
-    cores = process_pool.usable_cores()
+    cores = run_module.usable_cores()
     multi = cores > 1
     assert manifest["options"]["executor"] == ("processes" if multi else "local")
     assert manifest["options"]["workers"] == (min(cores, 4) if multi else None)

@@ -29,13 +29,13 @@ import contextlib
 import importlib.util
 import json
 import math
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from slmbench.errors import InputError, ModelCallError
+from slmbench.machine import usable_cores
 from slmbench.models.base import PRICING_HOURLY, Completion, Model, Request
 
 #: Models that ship inside PyPI packages: alias → (package, file name). Located with importlib
@@ -152,7 +152,7 @@ class LlamaCppModel(Model):
         from llama_cpp import Llama
 
         s = self.settings
-        threads = s["n_threads"] or max(1, (os.cpu_count() or 1) // self.parallel)
+        threads = s["n_threads"] or max(1, usable_cores() // self.parallel)
         try:
             return Llama(
                 model_path=str(self.path), n_ctx=s["n_ctx"], n_gpu_layers=s["n_gpu_layers"],

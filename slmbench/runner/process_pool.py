@@ -55,7 +55,6 @@ rows so far written.
 from __future__ import annotations
 
 import contextlib
-import os
 import pickle
 import selectors
 import signal
@@ -72,6 +71,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from slmbench.machine import usable_cores
 from slmbench.models import Model
 from slmbench.runner.items import ItemScorer
 from slmbench.runner.pair import PairRun, has_async_path
@@ -254,15 +254,6 @@ def prestart_pool(n: int, models: list[Model]) -> bool:
     finally:
         _release_pool(pool, healthy)
     return True
-
-
-def usable_cores() -> int:
-    """Cores this process may run on: its CPU affinity where the OS tells (a container or
-    ``taskset`` limit), else every core of the machine."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def worker_count(options: RunOptions) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from slmbench.errors import InputError
+from slmbench.machine import usable_cores
 from slmbench.models import Model, resolve_model
 from slmbench.models.base import PRICING_TOKENS, semantic_settings
 from slmbench.pricing.run_costs import PricingOptions, RunCoster
@@ -298,7 +299,7 @@ def resolve_executor(options: RunOptions, models: list[Model]) -> RunOptions:
                          field="--executor", value=options.executor)
     if options.executor != "auto":
         return options
-    from slmbench.runner.process_pool import goes_to_workers, usable_cores
+    from slmbench.runner.process_pool import goes_to_workers
 
     cores = usable_cores()
     if cores > 1 and POSIX and any(goes_to_workers(m) for m in models):
