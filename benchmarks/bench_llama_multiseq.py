@@ -122,11 +122,7 @@ class MultiSeq:
                 if tok == eos and node.label is not None and tok not in node.children:
                     done[seq] = node.label
                     continue
-                node = node.children[tok]
-                path = [tok]
-                while node.label is None and len(node.children) == 1:
-                    forced, node = next(iter(node.children.items()))
-                    path.append(forced)
+                path, node = node.follow(tok)
                 nodes[seq] = node
                 if not node.children:
                     done[seq] = node.label

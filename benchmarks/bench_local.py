@@ -340,19 +340,20 @@ def main(argv: list[str] | None = None) -> int:
               f"{'MET' if ratio >= 5 else 'NOT MET'}; accuracy {results['b']['accuracy']:.3f} "
               f"vs {results['a']['accuracy']:.3f}: {'not lower' if acc_ok else 'LOWER'}; "
               f"{chunk_ratio('b', 'a')})")
+    def agree(v: str, w: str) -> int:
+        return sum(runners[v].stats.answers[k] == runners[w].stats.answers[k]
+                   for k in runners[v].stats.answers)
+
     if "b" in results and "e" in results:
         ratio = results["e"]["items_per_s"] / results["b"]["items_per_s"]
-        agree = sum(runners["b"].stats.answers[k] == runners["e"].stats.answers[k]
-                    for k in runners["b"].stats.answers)
         print(f"ratio (e) {args.n_threads} one-thread contexts / (b) one {args.n_threads}-thread "
-              f"context: {ratio:.2f}x items/s; same answer on {agree}/{len(items)} items "
-              f"({chunk_ratio('e', 'b')})")
+              f"context: {ratio:.2f}x items/s; same answer on {agree('b', 'e')}/{len(items)} "
+              f"items ({chunk_ratio('e', 'b')})")
     if "b" in results and "c" in results:
         ratio = results["b"]["items_per_s"] / results["c"]["items_per_s"]
-        agree = sum(runners["b"].stats.answers[k] == runners["c"].stats.answers[k]
-                    for k in runners["b"].stats.answers)
         print(f"ratio (b)/(c) slmbench/hand-written items/s: {ratio:.2f}  (target >= 0.8: "
-              f"{'MET' if ratio >= 0.8 else 'NOT MET'}; same answer on {agree}/{len(items)}; "
+              f"{'MET' if ratio >= 0.8 else 'NOT MET'}; same answer on {agree('b', 'c')}/"
+              f"{len(items)}; "
               f"{chunk_ratio('b', 'c')})")
     if "d" in results and "a" in results:
         ratio = results["d"]["items_per_s"] / results["a"]["items_per_s"]

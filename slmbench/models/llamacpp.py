@@ -102,6 +102,16 @@ class _Trie:
         self.children: dict[int, _Trie] = {}
         self.label: str | None = None
 
+    def follow(self, tok: int) -> tuple[list[int], _Trie]:
+        """(tokens, node reached): ``tok``, then the tokens forced after it. Where only one
+        continuation is left its renormalised probability is 1: it is taken without a model
+        step, and evaluated only if a branch follows."""
+        node, path = self.children[tok], [tok]
+        while node.label is None and len(node.children) == 1:
+            forced, node = next(iter(node.children.items()))
+            path.append(forced)
+        return path, node
+
 
 class LlamaCppModel(Model):
     pricing = PRICING_HOURLY
@@ -285,13 +295,7 @@ class LlamaCppModel(Model):
             tok = cands[best]
             if tok == eos and node.label is not None and tok not in node.children:
                 break
-            node = node.children[tok]
-            path = [tok]
-            # where only one continuation is left it is forced (renormalised probability 1):
-            # take it without a model step; evaluate it only if a branch follows
-            while node.label is None and len(node.children) == 1:
-                forced, node = next(iter(node.children.items()))
-                path.append(forced)
+            path, node = node.follow(tok)
             out_tokens += len(path)
             if not node.children:
                 break
