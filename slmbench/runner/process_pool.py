@@ -55,6 +55,7 @@ rows so far written.
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import selectors
 import signal
@@ -139,7 +140,8 @@ class _Worker:
 # and must not be moved ahead of the standard library).
 _BOOT = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
          "sys.argv[2] in sys.path or sys.path.insert(0, sys.argv[2]); "
-         "from slmbench.runner.process_pool import worker_entry; worker_entry(int(sys.argv[1]))")
+         "from slmbench.runner.process_pool import worker_entry; "
+         "worker_entry(int(sys.argv[1]), int(sys.argv[3]))")
 
 
 class WorkerPool:
@@ -165,7 +167,8 @@ class WorkerPool:
                 try:
                     # stdout stays clean for the parent's output (a report piped to a file)
                     proc = subprocess.Popen(
-                        [sys.executable, "-c", _BOOT, str(child_sock.fileno()), root],
+                        [sys.executable, "-c", _BOOT, str(child_sock.fileno()), root,
+                         str(os.getpid())],
                         pass_fds=(child_sock.fileno(),), stdin=subprocess.DEVNULL,
                         stdout=subprocess.DEVNULL, start_new_session=True)
                 finally:
@@ -495,18 +498,38 @@ class ProcessPairRun(PairRun):
 # --------------------------------------------------------------------------- worker side
 
 
-def worker_entry(fd: int) -> None:
+def worker_entry(fd: int, parent: int | None = None) -> None:
     """Entry point of a worker process: serve pairs until the parent hangs up."""
     import asyncio
     import warnings
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        _die_with(parent)
     # calls cancelled when the parent stops (Ctrl-C) can leave a request coroutine litellm
     # built but never awaited; Python would warn about each on the user's terminal
     warnings.filterwarnings("ignore", message="coroutine .* was never awaited",
                             category=RuntimeWarning)
     sock = socket.socket(fileno=fd)
     asyncio.run(_serve(sock))
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel SIGKILL this worker when the parent dies (Linux PR_SET_PDEATHSIG).
+
+    A parent killed with SIGKILL cannot tell its workers; they would notice the closed socket
+    only on their next read, and a call finishing first would start the next one from the
+    backlog: requests to the server from a run that no longer exists, which a resume then
+    sends again. Elsewhere the workers still stop at the closed socket.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(0)
 
 
 class _Signals:
