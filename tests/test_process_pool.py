@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLED_TASKS, REPO, gold_answerer, interruptible, run_cli
+from conftest import BUNDLED_TASKS, REPO, gold_answerer, interruptible, run_cli, wait_rows
 from fakeserver import FakeOpenAIServer, FaultPlan
 
 from slmbench.errors import InputError
@@ -285,24 +285,13 @@ def _gone(pid: int) -> bool:
     return state in ("Z", "X")
 
 
-def _wait_rows(path: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if path.exists() and len(path.read_text().splitlines()) >= n:
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"run ended early: {proc.stderr.read()}")
-        time.sleep(0.05)
-    pytest.fail("rows did not appear")
-
-
 @pytest.mark.parametrize("how", ["ctrl-c", "sigkill"])
 def test_interrupted_parent_then_resume_gives_every_row_once(tmp_path, how):
     _, answer = gold_answerer(ROUTING, wrong_every=4)
     with FakeOpenAIServer(answer, delay_s=0.1) as server:
         proc = _start_cli_like(server, tmp_path, how)
         items = tmp_path / how / "items.jsonl"
-        _wait_rows(items, 6, proc)
+        wait_rows(items, 6, proc)
         workers = _workers_of(proc.pid)
         assert len(workers) == 2
         os.killpg(proc.pid, signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)

@@ -10,11 +10,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLED_TASKS, REPO, gold_answerer, interruptible, run_cli
+from conftest import BUNDLED_TASKS, REPO, gold_answerer, interruptible, run_cli, wait_rows
 from fakeserver import FakeOpenAIServer, FaultPlan
 
 from slmbench.runner.budget import RunStopped
@@ -191,23 +190,12 @@ def _subprocess_run(server: FakeOpenAIServer, tmp_path: Path, run_id: str, extra
                             stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
 
 
-def _wait_rows(path: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if path.exists() and len(path.read_text().splitlines()) >= n:
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"run ended early: {proc.stderr.read()}")
-        time.sleep(0.05)
-    pytest.fail("rows did not appear")
-
-
 def test_sigkill_mid_run_then_resume_repeats_no_stored_item(tmp_path):
     _, answer = gold_answerer(ROUTING, wrong_every=4)
     with FakeOpenAIServer(answer, delay_s=0.05) as server:
         proc = _subprocess_run(server, tmp_path, "killed")
         items = tmp_path / "killed" / "items.jsonl"
-        _wait_rows(items, 12, proc)
+        wait_rows(items, 12, proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         stored_before = {json.loads(x)["input"] for x in items.read_text().splitlines()
@@ -238,7 +226,7 @@ def test_ctrl_c_stops_cleanly_with_one_line(tmp_path):
     with FakeOpenAIServer(lambda b: "cards", delay_s=0.05) as server:
         proc = _subprocess_run(server, tmp_path, "int", ["--concurrency", "4"])
         items = tmp_path / "int" / "items.jsonl"
-        _wait_rows(items, 5, proc)
+        wait_rows(items, 5, proc)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
