@@ -153,9 +153,8 @@ def shutdown_if_started() -> None:
 
 def check_executor(options: RunOptions, models: Sequence[Model]) -> None:
     """What can be wrong with ``--executor ray`` (Ray missing, cluster unreachable, a GPU model
-    and no GPU, bad ``--workers``), checked before the run folder is made or a model called."""
-    if options.workers is not None and options.workers < 1:
-        raise InputError("must be at least 1", field="--workers", value=options.workers)
+    and no GPU, a local model with instances), checked before the run folder is made or a model
+    called (a bad ``--workers``: ``run.resolve_executor``, earlier)."""
     for model in models:
         if model.pricing != PRICING_TOKENS and model.parallel not in (None, 1):
             raise InputError("the Ray executor runs one instance of a local model per worker; "

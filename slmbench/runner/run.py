@@ -282,7 +282,8 @@ AUTO_MAX_WORKERS = 4
 
 def resolve_executor(options: RunOptions, models: list[Model]) -> RunOptions:
     """``auto`` (the CLI's default) → ``processes`` when an API model is in the run and this
-    (POSIX) machine has more than one core, else ``local``.
+    process may use more than one core (POSIX only), else ``local``. Also where a bad
+    ``--executor`` or ``--workers`` is refused, before anything loads.
 
     Against a fast server one process's client CPU is the limit (litellm spends ~2 ms per
     call), and worker processes go past it (benchmarks/bench_api.py (d)); against a slow
