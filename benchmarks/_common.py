@@ -5,6 +5,7 @@
   Before a timed measurement we poll ``ps`` until no other slmbench / pytest / llama process
   runs (or give up after ``max_wait_s`` and say that the figures were taken under contention).
 * :func:`repo_root` — the repository root, put on ``sys.path`` so ``tests.fakeserver`` imports.
+* :func:`fake_server` — ``tests/fakeserver.py`` in a process of its own, for the API benchmarks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 HEAVY = re.compile(r"slmbench|pytest|llama")
@@ -109,3 +111,24 @@ def machine() -> str:
     except OSError:
         pass
     return f"{os.cpu_count()} cores ({cpu}), Python {sys.version.split()[0]}"
+
+
+@contextmanager
+def fake_server(delay: float, answer: str = "ok"):
+    """tests/fakeserver.py in its own process (its CPU is not the client's): (base URL,
+    process)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(repo_root() / "tests" / "fakeserver.py"), "--port", "0",
+         "--delay", str(delay), "--answer", answer],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        base = proc.stdout.readline().strip()
+        if not base.startswith("http"):
+            raise RuntimeError(f"fake server did not start: {base!r}")
+        yield base, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -50,8 +50,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -62,7 +60,13 @@ from typing import Any
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is imported anywhere
 
-from _common import add_repo_to_path, contention_after, machine, wait_for_quiet  # noqa: E402
+from _common import (  # noqa: E402
+    add_repo_to_path,
+    contention_after,
+    fake_server,
+    machine,
+    wait_for_quiet,
+)
 
 ROOT = add_repo_to_path()
 
@@ -88,25 +92,6 @@ NAMES = {"a": "bare litellm async (Semaphore)", "b": "bare litellm threads",
 
 
 # --------------------------------------------------------------------------- server
-
-
-@contextmanager
-def fake_server(delay: float, answer: str = "ok"):
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "fakeserver.py"), "--port", "0",
-         "--delay", str(delay), "--answer", answer],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        base = proc.stdout.readline().strip()
-        if not base.startswith("http"):
-            raise RuntimeError(f"fake server did not start: {base!r}")
-        yield base, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 # --------------------------------------------------------------------------- task

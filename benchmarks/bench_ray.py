@@ -34,12 +34,10 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +49,7 @@ from _common import (  # noqa: E402
     DATA_DIR,
     add_repo_to_path,
     contention_after,
+    fake_server,
     machine,
     wait_for_quiet,
 )
@@ -121,26 +120,6 @@ def api_task(n: int, workdir: Path) -> Path:
                                   "Answer with the label only.\n",
                    "template": "Message: {text}"}}, sort_keys=False), encoding="utf-8")
     return path
-
-
-@contextmanager
-def fake_server(delay: float):
-    """tests/fakeserver.py in its own process: its CPU is not the client's."""
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "fakeserver.py"), "--port", "0",
-         "--delay", str(delay), "--answer", "ok"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        base = proc.stdout.readline().strip()
-        if not base.startswith("http"):
-            raise RuntimeError(f"fake server did not start: {base!r}")
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 # --------------------------------------------------------------------------- measuring
@@ -251,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             figures["local"] = {"medians": med, "ratios": ratios("local", med)}
         if "api" not in args.skip:
             task = api_task(args.api_n, workdir)
-            with fake_server(args.delay) as base:
+            with fake_server(args.delay) as (base, _proc):
                 bound = args.concurrency / args.delay
                 print(f"\n## API path: {args.api_n} items, concurrency {args.concurrency}, "
                       f"server delay {args.delay * 1000:.0f} ms (bound {bound:.0f} items/s)")
