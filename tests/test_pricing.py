@@ -28,7 +28,15 @@ from slmbench.pricing.commands import list_sheets, model_rows, run_check, sheet_
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "pricing"
 COMPILED = dt.date(2026, 11, 22)
+AUDITED = dt.date(2026, 12, 2)  # the correction sheets' date (cache writes, luna/terra tiers)
 REL = 1e-12
+#: the 2026-11-22 sheets that the 2026-12-02 corrections supersede: results priced from them
+#: must stay reproducible, so they are never edited (a correction is a new dated sheet)
+FROZEN_SHEETS = {
+    "openai/2026-11-22.yaml": "fef35861db3f70981deac37b6149aadee13b27e9f807621e6d0c248310282041",
+    "anthropic/2026-11-22.yaml":
+        "82521e45149a0c8a486f7b593b8a1df59d3dba50410287d12c26507f104c1b70",
+}
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +87,18 @@ def test_shipped_sheets_cover_every_provider(book):
 
 
 def test_every_shipped_sheet_passes_check_with_no_problems():
-    problems = check_pricing([SHIPPED], today=COMPILED)
+    problems = check_pricing([SHIPPED], today=AUDITED)
     assert problems == []
     # whenever the suite runs, there must be no *errors* (staleness is only a warning)
     assert [p for p in check_pricing([SHIPPED]) if p.is_error] == []
-    text, code = run_check([SHIPPED], today=COMPILED)
+    text, code = run_check([SHIPPED], today=AUDITED)
     assert code == 0
-    assert "0 error(s), 0 warning(s) in 10 sheet(s)" in text
+    assert "0 error(s), 0 warning(s) in 12 sheet(s)" in text
+
+
+@pytest.mark.parametrize("rel", sorted(FROZEN_SHEETS))
+def test_superseded_sheets_are_never_edited(rel):
+    assert hashlib.sha256((SHIPPED / rel).read_bytes()).hexdigest() == FROZEN_SHEETS[rel]
 
 
 @pytest.mark.parametrize(
@@ -625,11 +638,11 @@ def test_directory_name_mismatch_is_a_warning(tmp_path):
 
 def test_list_and_show_commands():
     rows = sheet_rows([SHIPPED], today=COMPILED)
-    assert len(rows) == 10
+    assert len(rows) == 12
     gem = [r for r in rows if r["provider"] == "gemini"]
     assert [r["state"] for r in gem] == ["in effect", "scheduled"]
     table = list_sheets([SHIPPED], today=COMPILED)
-    assert table.row_count == 10
+    assert table.row_count == 12
     text = show_model("gemini-3.8-flash", [SHIPPED], on=dt.date(2027, 1, 2))
     assert "in effect" in text and "superseded" in text and "2027-01-01" in text
     assert "unpriced" in show_model("qwen2.5-7b-instruct", [SHIPPED], on=COMPILED)
@@ -645,6 +658,13 @@ def _jsonable(obj):
     if isinstance(obj, dt.date):
         return obj.isoformat()
     return obj
+
+
+def test_show_model_has_the_cache_write_price():
+    rows = model_rows("claude-opus-4-8", [SHIPPED], on=AUDITED)
+    assert [(r["effective_from"], r["cache_write_input"], r["in_effect"]) for r in rows] == [
+        ("2026-11-22", None, False), ("2026-12-02", 6.25, True)]
+    assert "cache write" in show_model("claude-opus-4-8", [SHIPPED], on=AUDITED)
 
 
 def test_json_schema_accepts_shipped_sheets_and_rejects_bad_ones():
@@ -671,3 +691,122 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _schema():
+    return json.loads((REPO / "slmbench" / "pricing" / "sheet.schema.json").read_text())
+
+
+def test_validator_field_names_come_from_the_schema():
+    from slmbench.pricing import sheets
+
+    defs = _schema()["$defs"]
+    row = defs["modelRow"]["properties"]
+    assert set(row) == sheets._MODEL_KEYS
+    assert set(defs["providerSheet"]["properties"]) == sheets._PROVIDER_SHEET_KEYS
+    assert set(defs["hardwareSheet"]["properties"]) == sheets._HARDWARE_SHEET_KEYS
+    assert set(defs["machineRow"]["properties"]) == sheets._MACHINE_KEYS
+    assert set(defs["tier"]["properties"]) == sheets._TIER_KEYS
+    assert set(row["batch"]["properties"]) == sheets._BATCH_KEYS
+    assert set(row["off_peak"]["properties"]) == sheets._OFF_PEAK_KEYS
+    assert "cache_write_input" in sheets.ROW_PRICE_FIELDS
+    # every price the schema defines is carried on TokenPrice under its own name
+    import dataclasses
+
+    from slmbench.pricing import TokenPrice
+
+    names = {f.name for f in dataclasses.fields(TokenPrice)}
+    assert set(sheets.ROW_PRICE_FIELDS) <= names
+
+
+@pytest.mark.parametrize("key", ["input", "output", "cached_input", "cache_write_input"])
+def test_each_row_price_is_checked_alike_by_loader_and_schema(tmp_path, key):
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(_schema())
+    base = {"id": "m1", "input": 1.0, "output": 2.0}
+    for value, ok in ((0.5, True), (0, True), (-1, False), ("0.5", False), (float("inf"), False),
+                      (True, False)):
+        row = {**base, key: value}
+        doc = {"provider": "acme", "currency": "USD", "unit": "per_1m_tokens",
+               "effective_from": "2026-11-22", "retrieved": "2026-11-22",
+               "source": "https://example.com", "models": [row]}
+        path = write(tmp_path / "acme" / "2026-11-22.yaml", yaml.safe_dump(doc))
+        if ok:
+            price = load_pricebook([tmp_path]).lookup("acme/m1", COMPILED)
+            assert getattr(price, key) == value
+        else:
+            with pytest.raises(InputError) as exc:
+                load_pricebook([tmp_path])
+            assert (exc.value.file, exc.value.field) == (str(path), f"models[m1].{key}")
+        if value != float("inf"):  # JSON has no infinity; the schema sees only JSON values
+            assert validator.is_valid(_jsonable(doc)) is ok, (key, value)
+
+
+def test_cache_write_price_typo_is_an_error(tmp_path):
+    write(tmp_path / "acme" / "2026-11-22.yaml",
+          sheet_yaml(rows=ROW.format(inp="1.0") + "    cache_write_inptu: 1.25\n"))
+    with pytest.raises(InputError) as exc:
+        load_pricebook([tmp_path])
+    assert exc.value.field == "models[m1].cache_write_inptu"
+    assert "cache_write_input" in str(exc.value)  # the allowed fields are listed
+
+
+@pytest.mark.parametrize(("value", "severities"), [
+    ("0.1", ["warning"]),  # below input: probably the cache-hit price
+    ("5000", ["error"]),
+    ("0.00000125", ["error", "warning"]),  # a per-token figure, and below input too
+])
+def test_check_cache_write_price(tmp_path, value, severities):
+    path = write(tmp_path / "acme" / "2026-11-22.yaml",
+                 sheet_yaml(rows=ROW.format(inp="1.0") + f"    cache_write_input: {value}\n"))
+    hits = [p for p in check_pricing([tmp_path], today=COMPILED)
+            if p.field == "models[m1].cache_write_input" and p.file == str(path)]
+    assert [p.severity for p in hits] == severities
+    write(tmp_path / "acme" / "2026-11-22.yaml",
+          sheet_yaml(rows=ROW.format(inp="1.0") + "    cache_write_input: 1.25\n"))
+    assert check_pricing([tmp_path], today=COMPILED) == []
+
+
+# --------------------------------------------------------------------------------------------
+# the 2026-12-02 corrections (pricing-audit-2026-12-02)
+# --------------------------------------------------------------------------------------------
+
+ANTHROPIC_ROWS = ["claude-haiku-4-5", "claude-haiku-5-5", "claude-sonnet-4-5", "claude-sonnet-4-6",
+                  "claude-opus-4-5", "claude-opus-4-6", "claude-opus-4-7", "claude-opus-4-8"]
+
+
+def test_every_anthropic_row_has_the_5_minute_cache_write_price(book):
+    rows = {p.model_id for p in book.prices if p.provider == "anthropic"}
+    assert rows == set(ANTHROPIC_ROWS)
+    for model in ANTHROPIC_ROWS:
+        old = book.lookup(f"anthropic/{model}", COMPILED)
+        new = book.lookup(f"anthropic/{model}", AUDITED)
+        assert Path(new.sheet_path).name == "2026-12-02.yaml"
+        assert old.cache_write_input is None  # the superseded row, as it was
+        assert new.cache_write_input == pytest.approx(1.25 * new.input, rel=REL)
+        assert "https://platform.claude.com/docs/en/about-claude/pricing" in new.source or \
+            "https://platform.claude.com/docs/en/docs/about-claude/pricing" in new.source
+        # only the cache-write price changed
+        for f in ("input", "output", "cached_input", "batch_input", "batch_output", "tiers",
+                  "aliases"):
+            assert getattr(new, f) == getattr(old, f), (model, f)
+
+
+@pytest.mark.parametrize(("model", "inp", "cached", "write_price", "out"), [
+    ("gpt-5.6-luna", 0.20, 0.02, 0.25, 1.20),
+    ("gpt-5.6-terra", 2.00, 0.20, 2.50, 12.00),
+    ("gpt-6-luna", 0.10, 0.01, 0.125, 0.50),
+])
+def test_openai_luna_terra_corrections(book, model, inp, cached, write_price, out):
+    old = book.lookup(model, COMPILED)
+    new = book.lookup(model, AUDITED)
+    assert (old.input, old.cached_input, old.output, old.tiers) == (inp, cached, out, ())
+    assert old.cache_write_input is None
+    assert (new.input, new.cached_input, new.cache_write_input, new.output) == (
+        inp, cached, write_price, out)
+    assert new.cache_write_input == pytest.approx(1.25 * new.input, rel=REL)
+    assert [(t.above_input_tokens, t.input_multiplier, t.output_multiplier)
+            for t in new.tiers] == [(272_000, 2.0, 1.5)]
+    assert (new.batch_input, new.batch_output) == (old.batch_input, old.batch_output)
+    # other OpenAI models keep their 2026-11-22 row
+    assert Path(book.lookup("gpt-5.4", AUDITED).sheet_path).name == "2026-11-22.yaml"

@@ -29,7 +29,8 @@ SETTINGS = settings(max_examples=150, deadline=None,
 
 KEYS = [
     "provider", "currency", "unit", "effective_from", "retrieved", "source", "confidence",
-    "models", "kind", "machines", "id", "aliases", "input", "cached_input", "output", "batch",
+    "models", "kind", "machines", "id", "aliases", "input", "cached_input", "cache_write_input",
+    "output", "batch",
     "tiers", "name", "above_input_tokens", "input_multiplier", "output_multiplier", "off_peak",
     "usd_per_hour", "derivation", "purchase_usd", "note", "status", "as_of",
 ]
@@ -63,7 +64,8 @@ VALID = {
     "retrieved": dt.date(2026, 11, 22),
     "source": ["https://example.com"],
     "models": [
-        {"id": "m1", "aliases": ["m1-2026"], "input": 1.0, "cached_input": 0.1, "output": 2.0,
+        {"id": "m1", "aliases": ["m1-2026"], "input": 1.0, "cached_input": 0.1,
+         "cache_write_input": 1.25, "output": 2.0,
          "batch": {"input": 0.5, "output": 1.0},
          "tiers": [{"name": "long", "above_input_tokens": 1000, "input_multiplier": 2.0,
                     "output_multiplier": 1.5}],
@@ -96,8 +98,8 @@ def _load_text(text: str | bytes) -> PriceBook | None:
             return None
         assert schema_errors == []
         for price in book.prices:
-            for v in (price.input, price.output, price.cached_input, price.batch_input,
-                      price.batch_output):
+            for v in (price.input, price.output, price.cached_input, price.cache_write_input,
+                      price.batch_input, price.batch_output):
                 assert v is None or (math.isfinite(v) and v >= 0)
         return book
 
@@ -188,7 +190,7 @@ def token_prices(draw):
         cached_input=draw(st.none() | st.floats(0, inp) if inp else st.none()),
         batch_input=None, batch_output=None, tiers=tiers, sheet_path="x", sheet_sha256="0" * 64,
         effective_from=dt.date(2026, 1, 1), retrieved=dt.date(2026, 1, 1), source=("s",),
-        confidence=None,
+        confidence=None, cache_write_input=draw(st.none() | prices),
     )
 
 
@@ -206,6 +208,42 @@ def test_token_cost_non_negative_and_bounded(price, tin, tout, data):
     assert cost <= upper * (1 + 1e-9) + 1e-12
     # caching never makes a request more expensive than the uncached request
     assert cost <= token_cost(price, tin, tout) * (1 + 1e-9) + 1e-12
+
+
+@settings(max_examples=300, deadline=None)
+@given(token_prices(), st.integers(0, 10**7), st.integers(0, 10**6), st.data())
+def test_cache_writes_cost_the_write_price_instead_of_the_input_price(price, tin, tout, data):
+    cached = data.draw(st.integers(0, tin))
+    writes = data.draw(st.integers(0, tin - cached))
+    cost = token_cost(price, tin, tout, cached_in=cached, cache_write_in=writes)
+    assert cost >= 0 and math.isfinite(cost)
+    without = token_cost(price, tin, tout, cached_in=cached)
+    mult_in = max((t.input_multiplier for t in price.tiers if tin > t.above_input_tokens),
+                  default=1.0)
+    write_price = price.input if price.cache_write_input is None else price.cache_write_input
+    # the writes move from the input price to the write price; nothing else changes (the
+    # tolerance scales with the terms, which may cancel when writes are cheaper than input)
+    scale = without + writes * max(write_price, price.input) * mult_in / 1e6
+    assert cost == pytest.approx(
+        without + writes * (write_price - price.input) * mult_in / 1e6, rel=1e-9,
+        abs=1e-9 * scale + 1e-15)
+    if price.cache_write_input is None:
+        assert cost == pytest.approx(without, rel=1e-12, abs=0)
+    # writes never count twice: at most every input token at the dearest input-side price
+    dearest = max(price.input, write_price)
+    out_mult = max((t.output_multiplier for t in price.tiers if tin > t.above_input_tokens),
+                   default=1.0)
+    assert cost <= (tin * dearest * mult_in + tout * price.output * out_mult) / 1e6 * (
+        1 + 1e-9) + 1e-12
+
+
+@settings(max_examples=200, deadline=None)
+@given(token_prices(), st.integers(0, 10**6), st.data())
+def test_cache_parts_beyond_tokens_in_are_refused(price, tin, data):
+    cached = data.draw(st.integers(0, tin))
+    writes = data.draw(st.integers(tin - cached + 1, tin - cached + 10**6))
+    with pytest.raises(ValueError, match="cannot exceed tokens_in"):
+        token_cost(price, tin, 0, cached_in=cached, cache_write_in=writes)
 
 
 @settings(max_examples=200, deadline=None)

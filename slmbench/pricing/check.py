@@ -22,6 +22,8 @@ errors
 warnings
   * input and output both 0 (the model would look free; leave it out to keep it unpriced);
   * output price 0 while input is not (fine for embeddings, odd for chat models);
+  * ``cache_write_input`` below ``input``: providers charge cache writes at or above the input
+    price, so a lower figure is most likely the cache-hit price in the wrong field;
   * a tier multiplier below 1 (a cheaper long-context tier is unusual);
   * an hourly rate of 0;
   * ``effective_from`` more than 2 years after today;
@@ -64,6 +66,7 @@ def _price_rules(ps: ParsedSheet) -> list[Problem]:
     for p in [*ps.prices, *ps.unusable_prices]:
         w = f"models[{p.model_id}]"
         named = [("input", p.input), ("output", p.output), ("cached_input", p.cached_input),
+                 ("cache_write_input", p.cache_write_input),
                  ("batch.input", p.batch_input), ("batch.output", p.batch_output)]
         if p.off_peak is not None:
             named += [("off_peak.input", p.off_peak.input), ("off_peak.output", p.off_peak.output),
@@ -92,6 +95,10 @@ def _price_rules(ps: ParsedSheet) -> list[Problem]:
         if p.cached_input is not None and p.cached_input > p.input:
             out.append(Problem(f, f"{w}.cached_input", p.cached_input,
                                f"cached input costs more than uncached input ({p.input:g})"))
+        if p.cache_write_input is not None and p.cache_write_input < p.input:
+            out.append(Problem(f, f"{w}.cache_write_input", p.cache_write_input,
+                               f"cache writes cost less than uncached input ({p.input:g}); is "
+                               "this the cache-hit price (cached_input)?", "warning"))
         if p.batch_input is not None and p.batch_input > p.input:
             out.append(Problem(f, f"{w}.batch.input", p.batch_input,
                                f"batch input costs more than standard input ({p.input:g})"))

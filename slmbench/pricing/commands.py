@@ -81,6 +81,7 @@ def model_rows(model_id: str, dirs: Sequence[str | Path],
             "effective_from": p.effective_from.isoformat(),
             "input": p.input,
             "cached_input": p.cached_input,
+            "cache_write_input": p.cache_write_input,
             "output": p.output,
             "batch_input": p.batch_input,
             "batch_output": p.batch_output,
@@ -112,8 +113,8 @@ def show_model(model_id: str, dirs: Sequence[str | Path],
                 "your own --pricing DIR to price it.\n")
     models = ", ".join(dict.fromkeys(r["model"] for r in rows))
     table = Table(title=f"{models}: USD per 1M tokens, date {day.isoformat()}")
-    for col in ("", "effective_from", "input", "cached", "output", "batch in/out", "tiers",
-                "confidence", "status", "sheet"):
+    for col in ("", "effective_from", "input", "cached", "cache write", "output", "batch in/out",
+                "tiers", "confidence", "status", "sheet"):
         table.add_column(col, overflow="fold")
     for r in rows:
         mark = ("in effect" if r["in_effect"] else "overridden" if r["overridden"]
@@ -122,7 +123,8 @@ def show_model(model_id: str, dirs: Sequence[str | Path],
         batch = ("-" if r["batch_input"] is None
                  else f"{_fmt(r['batch_input'])}/{_fmt(r['batch_output'])}")
         table.add_row(mark, r["effective_from"], _fmt(r["input"]),
-                      _fmt(r["cached_input"]), _fmt(r["output"]), batch,
+                      _fmt(r["cached_input"]), _fmt(r["cache_write_input"]), _fmt(r["output"]),
+                      batch,
                       "; ".join(r["tiers"]) or "-", r["confidence"] or "-", r["status"] or "-",
                       f"{_display_path(r['sheet'])} ({r['sha256'][:12]})")
     text = _render(table)

@@ -3,15 +3,23 @@
 Conventions (documented in ``pricing/README.md``):
 
 * Sheet prices are USD per 1M tokens.
-* ``tokens_in`` is the request's total input tokens *including* ``cached_in`` (the OpenAI /
-  litellm ``prompt_tokens`` convention).  Cached tokens are billed at ``cached_input``; when a
-  row has no ``cached_input`` they are billed at the normal input price (no discount is known).
+* ``tokens_in`` is the request's total input tokens *including* the cache reads ``cached_in``
+  and the cache writes ``cache_write_in`` (the OpenAI / litellm ``prompt_tokens`` convention;
+  litellm folds Anthropic's ``cache_read_input_tokens`` and ``cache_creation_input_tokens``
+  into it).  Cache reads are billed at ``cached_input``; when a row has no ``cached_input``
+  they are billed at the normal input price (no discount is known).  Cache writes are billed
+  at ``cache_write_input``; when a row has none they are billed at the normal input price
+  (no surcharge is known, so the figure may be low: :class:`~slmbench.pricing.run_costs.RunCoster`
+  warns when a run has cache writes on such a row).
+* Reasoning (thinking) tokens are part of ``tokens_out`` as every provider bills them, as
+  output; they need no price of their own.
 * A tier applies when the request's ``tokens_in`` is strictly greater than its
   ``above_input_tokens``; the highest such tier wins and its multipliers apply to the whole
-  request (all input, cached input and output), as OpenAI bills GPT-5.4 above 272K.  The
-  multipliers scale whichever base price applies (standard, batch or off-peak).
+  request (all input, cache reads, cache writes and output), as OpenAI bills GPT-5.4 above
+  272K.  The multipliers scale whichever base price applies (standard, batch or off-peak).
 * ``batch=True`` uses the row's batch prices and raises :class:`InputError` when the sheet has
-  none; cached tokens keep the ``cached_input`` price.
+  none; cache reads and writes keep their ``cached_input`` / ``cache_write_input`` prices (a
+  batch discount on them is not verified, so the figure is an upper bound).
 * An unpriced item is ``None`` and every dollar figure derived from it is ``None``: never 0.
 """
 
@@ -57,25 +65,39 @@ def token_cost(
     cached_in: int = 0,
     batch: bool = False,
     *,
+    cache_write_in: int = 0,
     off_peak: bool = False,
 ) -> float:
     """USD cost of one request.
 
-    ``tokens_in`` includes ``cached_in``.  ``off_peak=True`` uses the row's off-peak prices
-    (e.g. DeepSeek's discounted hours); combining it with ``batch`` is not supported.
+    ``tokens_in`` includes both ``cached_in`` (cache reads) and ``cache_write_in`` (tokens the
+    provider wrote to its prompt cache), so the three never double-count an input token.  A row
+    without ``cache_write_input`` bills cache writes as plain input: no surcharge is known for
+    it, so the result may understate what the provider charges.  ``off_peak=True`` uses the
+    row's off-peak prices (e.g. DeepSeek's discounted hours), with cache writes at the off-peak
+    input price since no off-peak cache-write price is published; combining it with ``batch``
+    is not supported.
     """
     tokens_in = _count("tokens_in", tokens_in)
     tokens_out = _count("tokens_out", tokens_out)
     cached_in = _count("cached_in", cached_in)
+    cache_write_in = _count("cache_write_in", cache_write_in)
     if cached_in > tokens_in:
         raise ValueError(
             f"cached_in ({cached_in}) cannot exceed tokens_in ({tokens_in}); tokens_in counts "
             "all input tokens including cached ones"
         )
+    if cached_in + cache_write_in > tokens_in:
+        raise ValueError(
+            f"cached_in ({cached_in}) + cache_write_in ({cache_write_in}) cannot exceed "
+            f"tokens_in ({tokens_in}); tokens_in counts all input tokens including cache reads "
+            "and cache writes"
+        )
     if batch and off_peak:
         raise ValueError("batch and off_peak prices cannot be combined")
 
     in_price, out_price, cached_price = price.input, price.output, price.cached_input
+    write_price = price.cache_write_input
     if batch:
         if price.batch_input is None or price.batch_output is None:
             raise InputError(
@@ -92,19 +114,23 @@ def token_cost(
             )
         in_price, out_price = price.off_peak.input, price.off_peak.output
         cached_price = price.off_peak.cached_input
+        write_price = None
     if cached_price is None:
         cached_price = in_price
+    if write_price is None:
+        write_price = in_price
 
     in_mult = out_mult = 1.0
     tier = applicable_tier(price, tokens_in)
     if tier is not None:
         in_mult, out_mult = tier.input_multiplier, tier.output_multiplier
 
-    uncached = tokens_in - cached_in
+    uncached = tokens_in - cached_in - cache_write_in
     usd_micro = (
         uncached * in_price * in_mult
         + cached_in * cached_price * in_mult
         + tokens_out * out_price * out_mult
+        + cache_write_in * write_price * in_mult
     )
     return usd_micro / PER_MILLION
 

@@ -1,7 +1,11 @@
 """Costs of stored result rows: the join of a run's rows with dated pricing sheets.
 
 * Token-priced models (APIs): each row's tokens × the sheet row in effect on the price date
-  (the run's start date unless ``--price-date`` says otherwise).
+  (the run's start date unless ``--price-date`` says otherwise). ``cached_tokens_in`` (cache
+  reads) and ``cache_write_tokens`` (cache writes) are parts of ``tokens_in``; a row written
+  before the runner recorded one of them, or with ``null``, counts 0 there, which prices it
+  exactly as before. ``reasoning_tokens`` are part of ``tokens_out`` and priced with it, so
+  costing does not read them.
 * Hourly-priced models (llama.cpp in process, baselines): each row's measured latency × the
   hourly rate ÷ the concurrency actually achieved for that task × model (sum of latencies ÷
   wall time), so the total is the machine's wall time × its rate. Without ``--hardware`` or
@@ -21,7 +25,7 @@ from typing import Any
 
 from slmbench.errors import InputError
 from slmbench.pricing.cost import hourly_cost, summarize_costs, token_cost
-from slmbench.pricing.sheets import PriceBook, default_pricing_dirs, load_pricebook
+from slmbench.pricing.sheets import PriceBook, TokenPrice, default_pricing_dirs, load_pricebook
 
 DEFAULT_CPU_HARDWARE = "aws-c7i.large"
 STALE_AFTER_DAYS = 90
@@ -75,6 +79,17 @@ class CostColumns:
         """``tokens_in``, ``tokens_out`` and ``cached_tokens_in`` (int arrays; 0 for ``null``)."""
         raise NotImplementedError
 
+    def cache_write_tokens(self) -> Any:
+        """``cache_write_tokens`` (int array; 0 for ``null`` or a row without the key).
+
+        Not part of :meth:`tokens`, and all zeros unless a subclass overrides it, so that a
+        store whose columns predate the field keeps working: its rows are priced as rows
+        without cache writes, as rows from before the field existed are.
+        """
+        import numpy as np
+
+        return np.zeros(len(self), dtype=np.int64)
+
     def latencies(self) -> Any:
         """``latency_s`` (float64; 0.0 where ``null``)."""
         raise NotImplementedError
@@ -96,6 +111,12 @@ class RowCostColumns(CostColumns):
         return tuple(np.fromiter((int(r.get(k) or 0) for r in self.rows), dtype=np.int64,
                                  count=len(self.rows))
                      for k in ("tokens_in", "tokens_out", "cached_tokens_in"))
+
+    def cache_write_tokens(self) -> Any:
+        import numpy as np
+
+        return np.fromiter((int(r.get("cache_write_tokens") or 0) for r in self.rows),
+                           dtype=np.int64, count=len(self.rows))
 
     def latencies(self) -> Any:
         import numpy as np
@@ -196,15 +217,49 @@ class RunCoster:
         if age > STALE_AFTER_DAYS:
             self._warn(f"{model}: its price sheet was retrieved {age} days before {self.on} "
                        f"({price.sheet_path})")
-        costs = per_distinct(lambda t_in, t_out, cached: token_cost(
-            price, t_in, t_out, cached_in=min(cached, t_in)), cols.tokens())
+        costs = per_distinct(lambda t_in, t_out, cached, writes: token_cost(
+            price, t_in, t_out, cached_in=cached, cache_write_in=writes),
+            self._token_columns(model, price, cols))
         return costs, {"basis": "tokens", "priced": True, "model_id": price.qualified_id,
                        "input_per_1m": price.input, "output_per_1m": price.output,
                        "cached_input_per_1m": price.cached_input,
+                       "cache_write_input_per_1m": price.cache_write_input,
                        "effective_from": price.effective_from.isoformat(),
                        "retrieved": price.retrieved.isoformat(),
                        "sheet": shown_path(price.sheet_path),
                        "sheet_sha256": price.sheet_sha256}
+
+    def _token_columns(self, model: str, price: TokenPrice, cols: CostColumns) -> list[Any]:
+        """``tokens_in, tokens_out, cached, writes`` with the cache parts clipped to fit in
+        ``tokens_in``, as :func:`token_cost` requires.
+
+        Stored rows are not refused for an inconsistent count: cache reads above ``tokens_in``
+        have always been clipped silently. Cache writes above what is left are clipped too, but
+        with a warning, because the likely cause is a ``tokens_in`` recorded without its cache
+        tokens (Anthropic's raw ``input_tokens``), which makes the cost too low. A sheet row
+        without a cache-write price bills writes as input; the warning says the figure may be
+        low.
+        """
+        import numpy as np
+
+        t_in, t_out, cached = cols.tokens()
+        cached = np.minimum(cached, t_in)
+        room = t_in - cached
+        writes = cols.cache_write_tokens()
+        over = int(np.count_nonzero(writes > room))
+        if over:
+            self._warn(f"{model}: {over} row(s) report more cache-read + cache-write tokens than "
+                       "tokens_in, which must include them (litellm's prompt_tokens); the "
+                       "excess cache writes are not priced")
+            writes = np.minimum(writes, room)
+        if price.cache_write_input is None:
+            n_writes = int(writes.sum(dtype=np.int64))
+            if n_writes:
+                self._warn(f"{model}: {n_writes:,} cache-write tokens are billed at the input "
+                           f"price: its sheet row has no cache_write_input "
+                           f"({shown_path(price.sheet_path)}), so any cache-write surcharge is "
+                           "not counted")
+        return [t_in, t_out, cached, writes]
 
     def _hourly(self, model: str, model_info: dict[str, Any], cols: CostColumns,
                 timings: Sequence[dict[str, Any]]) -> tuple[Any, dict[str, Any]]:

@@ -9,6 +9,13 @@ the latest ``effective_from <= on``.  When several pricing directories are given
 (e.g. the user's ``--pricing DIR``) overrides an earlier one for the same model and the same
 ``effective_from``.  A model that no sheet prices is *unpriced* (``lookup`` returns ``None``).
 
+The field names (which keys each mapping allows, which are required, which model-row fields are
+prices) are read from ``sheet.schema.json``, so the schema and this validator cannot disagree on
+them: a price added to the schema's ``modelRow`` is accepted, range-checked and carried on
+:class:`TokenPrice` without a second list to keep in step.  Types and ranges are checked here by
+hand, because the loader must name file, field and value in one line and must not need
+``jsonschema`` to start.
+
 Only the standard library and PyYAML are imported here, so ``import slmbench.pricing`` stays fast.
 """
 
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -37,59 +45,37 @@ NO_VALUE: Any = ...
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PROVIDER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
-_PROVIDER_SHEET_KEYS = {
-    "kind",
-    "provider",
-    "currency",
-    "unit",
-    "effective_from",
-    "retrieved",
-    "source",
-    "confidence",
-    "note",
-    "models",
+SCHEMA_PATH = Path(__file__).with_name("sheet.schema.json")
+_SCHEMA_DEFS: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))["$defs"]
+_PRICE_REF = "#/$defs/price"
+
+
+def _keys(definition: dict[str, Any]) -> frozenset[str]:
+    return frozenset(definition["properties"])
+
+
+_MODEL_ROW = _SCHEMA_DEFS["modelRow"]
+_PROVIDER_SHEET_KEYS = _keys(_SCHEMA_DEFS["providerSheet"])
+_HARDWARE_SHEET_KEYS = _keys(_SCHEMA_DEFS["hardwareSheet"])
+_MODEL_KEYS = _keys(_MODEL_ROW)
+_MACHINE_KEYS = _keys(_SCHEMA_DEFS["machineRow"])
+_TIER_KEYS = _keys(_SCHEMA_DEFS["tier"])
+_BATCH_KEYS = _keys(_MODEL_ROW["properties"]["batch"])
+_OFF_PEAK_KEYS = _keys(_MODEL_ROW["properties"]["off_peak"])
+_DERIVATION_KEYS = _keys(_SCHEMA_DEFS["machineRow"]["properties"]["derivation"])
+
+#: a model row's own prices (USD per 1M tokens), in schema order; each is a :class:`TokenPrice`
+#: field of the same name
+ROW_PRICE_FIELDS: tuple[str, ...] = tuple(
+    k for k, v in _MODEL_ROW["properties"].items() if v.get("$ref") == _PRICE_REF)
+_REQUIRED_ROW_FIELDS = frozenset(_MODEL_ROW["required"])
+#: how each price is named in an error message
+_PRICE_WHAT = {
+    "input": "USD per 1M input tokens",
+    "output": "USD per 1M output tokens",
+    "cached_input": "USD per 1M cached input tokens",
+    "cache_write_input": "USD per 1M cache-write input tokens",
 }
-_HARDWARE_SHEET_KEYS = {
-    "kind",
-    "currency",
-    "effective_from",
-    "retrieved",
-    "source",
-    "confidence",
-    "note",
-    "machines",
-}
-_MODEL_KEYS = {
-    "id",
-    "aliases",
-    "input",
-    "cached_input",
-    "output",
-    "batch",
-    "tiers",
-    "off_peak",
-    "source",
-    "confidence",
-    "status",
-    "note",
-    "as_of",
-}
-_MACHINE_KEYS = {
-    "id",
-    "aliases",
-    "usd_per_hour",
-    "hardware",
-    "region",
-    "derivation",
-    "source",
-    "confidence",
-    "status",
-    "note",
-    "as_of",
-}
-_TIER_KEYS = {"name", "above_input_tokens", "input_multiplier", "output_multiplier"}
-_OFF_PEAK_KEYS = {"input", "cached_input", "output", "hours_utc"}
-_DERIVATION_KEYS = {"purchase_usd", "amortization_years", "power_kw", "usd_per_kwh"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,6 +171,8 @@ class TokenPrice:
     note: str | None = None
     as_of: str | None = None
     off_peak: OffPeak | None = None
+    #: price of input tokens written to the provider's prompt cache; ``None``: billed as input
+    cache_write_input: float | None = None
     dir_index: int = field(default=0, repr=False)
 
     @property
@@ -208,6 +196,7 @@ class TokenPrice:
             "unit": TOKEN_UNIT,
             "input": self.input,
             "cached_input": self.cached_input,
+            "cache_write_input": self.cache_write_input,
             "output": self.output,
             "batch_input": self.batch_input,
             "batch_output": self.batch_output,
@@ -501,7 +490,7 @@ def _batch(ctx: _Ctx, row: dict, where: str) -> tuple[float | None, float | None
     if not isinstance(b, dict):
         ctx.err(bw, b, "must be a mapping {input: <price>, output: <price>}")
         return None, None
-    _unknown_keys(ctx, b, {"input", "output"}, bw)
+    _unknown_keys(ctx, b, _BATCH_KEYS, bw)
     bi = _number(ctx, b, "input", bw, required=True, what="USD per 1M batch input tokens")
     bo = _number(ctx, b, "output", bw, required=True, what="USD per 1M batch output tokens")
     if bi is None or bo is None:
@@ -657,12 +646,9 @@ def _parse_provider(ctx: _Ctx, doc: dict, out: ParsedSheet, sha: str, dir_index:
         batch_input, batch_output = _batch(ctx, row, where)
         fields = {
             "model_id": rid,
-            "input": _number(ctx, row, "input", where, required=True,
-                             what="USD per 1M input tokens"),
-            "output": _number(ctx, row, "output", where, required=True,
-                              what="USD per 1M output tokens"),
-            "cached_input": _number(ctx, row, "cached_input", where, required=False,
-                                    what="USD per 1M cached input tokens"),
+            **{key: _number(ctx, row, key, where, required=key in _REQUIRED_ROW_FIELDS,
+                            what=_PRICE_WHAT.get(key, "USD per 1M tokens"))
+               for key in ROW_PRICE_FIELDS},
             "batch_input": batch_input,
             "batch_output": batch_output,
             "tiers": _tiers(ctx, row, where),
