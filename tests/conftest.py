@@ -98,7 +98,8 @@ def llama_server():
 
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_model_path("smollm2")),
+        [sys.executable, str(Path(__file__).with_name("llama_server_main.py")), "--model",
+         str(embedded_model_path("smollm2")),
          "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--logits_all", "true",
          "--n_threads", "2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -41,10 +41,17 @@ class Completion:
     confidence: float | None = None
     confidence_source: str | None = None  # label-logprob | token-logprob | classifier-proba
     extra: dict[str, Any] = field(default_factory=dict)
+    #: why generation stopped: "stop", "length" (the output budget ran out), "content_filter"…
+    finish_reason: str | None = None
+    #: hidden reasoning tokens, a part of ``tokens_out`` (billed as output by every provider)
+    reasoning_tokens: int | None = None
+    #: input tokens written to the provider's prompt cache, a part of ``tokens_in``
+    cache_write_tokens: int | None = None
 
 
 #: settings that change how fast or where a model is called, never what it answers
-NON_SEMANTIC_SETTINGS = {"timeout", "n_threads", "n_batch", "api_base", "instances"}
+NON_SEMANTIC_SETTINGS = {"timeout", "n_threads", "n_batch", "api_base", "instances",
+                         "extra_bufts"}
 
 
 def semantic_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -84,6 +91,23 @@ class Model(ABC):
     def __init__(self, name: str, settings: dict[str, Any]) -> None:
         self.name = name
         self.settings = dict(settings)
+
+    #: True for a model behind a paid remote API: it gets the pre-flight probe and fail-fast
+    remote: bool = False
+
+    def output_budget(self, request: Request) -> int:
+        """The output tokens one request may use, as sent (the cost cap's upper bound): a
+        reasoning model adds room for its hidden tokens to the task's answer budget."""
+        return request.max_tokens
+
+    def not_ready(self) -> str | None:
+        """Why no call can succeed (a missing API key variable), checked before any call;
+        None when nothing is known to be wrong."""
+        return None
+
+    def warnings(self) -> list[str]:
+        """One line per setting that was asked for but cannot be honoured (shown once)."""
+        return []
 
     def supports(self, kind: str) -> bool:
         """Whether this model can do a task kind at all (a classifier cannot extract JSON)."""

@@ -13,7 +13,10 @@ Two decoding paths:
 
 Settings (``llamacpp:path.gguf?n_gpu_layers=-1&n_ctx=4096``): ``n_gpu_layers``, ``n_ctx``,
 ``n_threads``, ``n_batch``, ``seed``, ``decoding`` (constrained|free), ``prefix_cache``
-(true|false: false resets the KV cache before every item), ``instances``.
+(true|false: false resets the KV cache before every item), ``instances``, ``extra_bufts``
+(auto|true|false: llama.cpp's extra weight buffer types, the CPU repacking; ``auto`` turns them
+off on CPUs with AMX, where ggml's AMX buffer crashes in decode with llama-cpp-python 0.3.36:
+a segmentation fault on the first batch, seen on SmolLM2 Q4_1).
 
 ``instances=N`` loads N llama.cpp contexts over the same memory-mapped weights (each with its
 own KV cache, ``n_threads`` = cores / N unless given) and answers N items at once from N
@@ -47,8 +50,49 @@ DEFAULT_MODEL = "llamacpp:smollm2"
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "n_ctx": 4096, "n_gpu_layers": 0, "n_threads": None, "n_batch": 512, "seed": 0,
-    "decoding": "constrained", "prefix_cache": True, "instances": 1,
+    "decoding": "constrained", "prefix_cache": True, "instances": 1, "extra_bufts": "auto",
 }
+
+
+def cpu_has_amx() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return any(line.startswith("flags") and " amx_int8" in line for line in f)
+    except OSError:
+        return False
+
+
+def use_extra_bufts(setting: Any = "auto") -> bool:
+    if setting == "auto":
+        return not cpu_has_amx()
+    return bool(setting)
+
+
+@contextlib.contextmanager
+def model_params(extra_bufts: bool) -> Iterator[None]:
+    """Load a model with llama.cpp's extra buffer types on or off. llama-cpp-python takes no
+    argument for it, so its default-parameters function is wrapped while ``Llama`` reads it."""
+    import llama_cpp.llama_cpp as low
+
+    original = low.llama_model_default_params
+    if extra_bufts:
+        yield
+        return
+
+    def params() -> Any:
+        p = original()
+        p.use_extra_bufts = False
+        return p
+
+    with _PARAMS_LOCK:
+        low.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            low.llama_model_default_params = original
+
+
+_PARAMS_LOCK = __import__("threading").Lock()
 
 
 def embedded_model_path(alias: str) -> Path | None:
@@ -88,6 +132,9 @@ def create(rest: str, settings: dict[str, Any]) -> LlamaCppModel:
     if type(merged["instances"]) is not int or merged["instances"] < 1:
         raise InputError("instances must be a whole number >= 1", field="--model",
                          value=f"instances={merged['instances']}")
+    if merged["extra_bufts"] not in ("auto", True, False):
+        raise InputError("extra_bufts must be auto, true or false", field="--model",
+                         value=f"extra_bufts={merged['extra_bufts']}")
     if merged["decoding"] not in ("constrained", "free"):
         raise InputError("decoding must be 'constrained' or 'free'", field="--model",
                          value=merged["decoding"])
@@ -164,13 +211,14 @@ class LlamaCppModel(Model):
         s = self.settings
         threads = s["n_threads"] or max(1, usable_cores() // self.parallel)
         try:
-            return Llama(
-                model_path=str(self.path), n_ctx=s["n_ctx"], n_gpu_layers=s["n_gpu_layers"],
-                n_threads=threads, n_batch=s["n_batch"],
-                # prompt evaluation too (llama-cpp-python's default is every core, whatever
-                # n_threads says: two workers on one machine would fight over the cores)
-                n_threads_batch=threads, seed=s["seed"], verbose=False, logits_all=False,
-            )
+            with model_params(use_extra_bufts(s["extra_bufts"])):
+                return Llama(
+                    model_path=str(self.path), n_ctx=s["n_ctx"], n_gpu_layers=s["n_gpu_layers"],
+                    n_threads=threads, n_batch=s["n_batch"],
+                    # prompt evaluation too (llama-cpp-python's default is every core, whatever
+                    # n_threads says: two workers on one machine would fight over the cores)
+                    n_threads_batch=threads, seed=s["seed"], verbose=False, logits_all=False,
+                )
         except Exception as exc:
             raise InputError(f"llama.cpp could not load the model: {exc}", field="--model",
                              value=str(self.path)) from None
@@ -223,10 +271,11 @@ class LlamaCppModel(Model):
         except ValueError as exc:  # e.g. prompt longer than n_ctx
             raise ModelCallError(f"llama.cpp: {exc}", retryable=False) from None
         usage = out.get("usage") or {}
+        choice = out["choices"][0]
         return Completion(
-            text=out["choices"][0]["message"].get("content") or "", latency_s=0.0,
+            text=choice["message"].get("content") or "", latency_s=0.0,
             tokens_in=usage.get("prompt_tokens"), tokens_out=usage.get("completion_tokens"),
-            token_source="gguf")
+            token_source="gguf", finish_reason=choice.get("finish_reason"))
 
     def _json_grammar(self, llm: Any, schema: dict[str, Any]) -> Any:
         # one grammar object per context: a grammar is not known to be safe to share
@@ -303,4 +352,5 @@ class LlamaCppModel(Model):
         return Completion(
             text=node.label or "", latency_s=0.0, tokens_in=len(tokens), tokens_out=out_tokens,
             token_source="gguf", confidence=confidence, confidence_source="label-logprob",
+            finish_reason="stop",
             extra={"prompt_tokens_evaluated": evaluated, "answer_logprob": joint_logprob})
