@@ -24,7 +24,8 @@ def report(
     sort: Annotated[str | None, typer.Option(
         help="Sort within each task: usd_per_correct (default), usd_per_1k_items, "
         "correct_per_usd, accuracy, macro_f1, latency_p50_s, latency_p95_s, items_per_s, "
-        "invalid_rate, n_errors, model; '-' in front reverses.")] = None,
+        "invalid_rate, truncated, n_errors, model; '-' in front reverses; a model that could "
+        "not run sorts last whatever the key.")] = None,
     plot: Annotated[Path | None, typer.Option(
         help="With --format md: also write the Pareto plot (.png/.svg) next to the markdown "
         "and embed it.")] = None,
@@ -97,7 +98,8 @@ def gate(
         help="Significance level of McNemar's test on the shared items.")] = "0.05",
     junit: Annotated[Path | None, typer.Option(help="Write a JUnit XML report here.")] = None,
 ) -> None:
-    """Fail (exit 1) when CURRENT regresses against --baseline; exit 2 on bad input."""
+    """Fail (exit 1) when CURRENT regresses against --baseline, or a model the baseline scored
+    could not run in CURRENT; exit 2 on bad input."""
     from slmbench.reports.gate import Thresholds, gate_runs, write_junit
 
     thresholds = Thresholds.parse(max_accuracy_drop, max_cost_increase, min_accuracy, alpha)

@@ -245,7 +245,9 @@ def a_row(draw: Any) -> dict[str, Any]:
             st.sampled_from(ROUTES if task == "route" else LABELS) if draw(st.integers(0, 29))
             else strings)),
         "correct": draw(st.booleans()), "invalid": draw(st.booleans()),
-        "error": draw(st.none() | st.just("boom") | st.just("")),
+        "error": draw(st.none() | st.just("boom") | st.just("") | st.sampled_from(
+            ["HTTP 400: unsupported\n  parameter 'max_tokens'", "HTTP 400: unsupported parameter"
+             " 'max_tokens'", "missing OPENAI_API_KEY"])),
         "latency_s": draw(st.none() | st.floats(0, 5, allow_nan=False)),
         "confidence": draw(st.none() | st.floats(0, 1) | st.sampled_from([0.0, 1.0, 0.1])),
         "confidence_source": draw(st.none() | st.sampled_from(["token-logprob", "label-logprob"])),
@@ -254,6 +256,11 @@ def a_row(draw: Any) -> dict[str, Any]:
             [None, "provider", "tiktoken"])),
         "cached": draw(st.booleans()),
     }
+    # the fields a newer runner writes; an older run's rows lack them
+    if draw(st.booleans()):
+        row.update(truncated=draw(st.booleans()), reasoning_tokens=draw(tokens),
+                   cache_write_tokens=draw(tokens),
+                   finish_reason=draw(st.sampled_from([None, "stop", "length"])))
     row["answer"] = ({"amount": draw(strings)} if task == "ext"
                      else draw(st.none() | strings))
     if task == "route":
@@ -262,6 +269,7 @@ def a_row(draw: Any) -> dict[str, Any]:
         field, value = draw(st.sampled_from([
             ("confidence", 1), ("tokens_in", 12.0), ("latency_s", 2), ("answer", 5),
             ("confidence", 1.5), ("tokens_out", True), ("latency_s", -1.0), ("gold", None),
+            ("reasoning_tokens", 2.5), ("cache_write_tokens", -3),
             ("gold", ["card"]), ("answer", ["card"]), ("routed", 7)]))
         row[field] = value
     return row
@@ -295,14 +303,22 @@ def _summary(run: Path, columnar: bool) -> tuple[str, Any]:
     return "ok", summary
 
 
+# pairs the runner stopped (manifest ``failures``): with rows, without, of an unknown task
+FAILURES = st.sampled_from([[], [{"task": "cls", "model": "openai/gpt-5.4", "reason": "HTTP 400",
+                                  "at": "2026-11-22T10:00:01+00:00"}],
+                            [{"task": "route", "model": "openai/never-ran", "reason": "no key",
+                              "at": "2026-11-22T10:00:01+00:00"},
+                             {"task": "gone", "model": "local:hourly", "reason": "x", "at": ""}]])
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=LINES, copies=st.integers(1, 40), collide=st.sampled_from([None, "all", "half"]),
-       torn_tail=st.booleans())
-def test_random_rows_give_the_same_summary(lines, copies, collide, torn_tail):
+       torn_tail=st.booleans(), failures=FAILURES)
+def test_random_rows_give_the_same_summary(lines, copies, collide, torn_tail, failures):
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "fuzz"
         run.mkdir()
-        (run / "manifest.json").write_text(json.dumps(MANIFEST))
+        (run / "manifest.json").write_text(json.dumps({**MANIFEST, "failures": failures}))
         text = _text(lines, copies) + ('{"task": "cls"' if torn_tail else "")
         (run / "items.jsonl").write_text(text)
         real_hash = C._key_hash
@@ -338,7 +354,7 @@ def _row(i: int, **over: Any) -> dict[str, Any]:
     return {**base, **over}
 
 
-def test_columns_hold_43_bytes_a_row_and_the_last_row_of_each_item(tmp_path):
+def test_columns_hold_55_bytes_a_row_and_the_last_row_of_each_item(tmp_path):
     rows = [_row(i) for i in range(50)] + [_row(i, answer=LABELS[i % 3], correct=True)
                                            for i in range(10)]
     run = _write(tmp_path, rows)
@@ -347,7 +363,7 @@ def test_columns_hold_43_bytes_a_row_and_the_last_row_of_each_item(tmp_path):
 
     cols, other = C.read_columns(run / "items.jsonl", ReadReport(), plan, S.SUMMARY_FIELDS)
     assert other == [] and len(cols) == 50
-    assert sum(a.nbytes for a in cols.data.values()) == 43 * 50
+    assert sum(a.nbytes for a in cols.data.values()) == 55 * 50
     (pair,) = cols.by_pair()
     assert pair.n_correct() == sum(r["correct"] for r in rows[10:50]) + 10
     assert pair.total("tokens_in") == sum(100 + i for i in range(50))
@@ -366,3 +382,35 @@ def test_odd_values_send_the_run_to_the_row_path(tmp_path):
     for columnar in (True, False):
         with pytest.raises(InputError, match="items.jsonl.*item 'i1'"):
             S.build_summary(RunDir(bad), columnar=columnar)
+
+
+def test_new_row_fields_and_failed_pairs_on_both_paths(tmp_path):
+    """Truncated answers, reasoning and cache-write tokens, and a pair most of whose rows are
+    failed calls: the columns hold them (no fallback) and give the row path's figures, the
+    failure reason read again by line after deduplication (a retried row replaces an error)."""
+    bad = "openai/gpt-5.4"
+    long_error = "litellm.BadRequestError: HTTP 400\n  unsupported parameter 'max_tokens'"
+    rows = [_row(i, truncated=i % 4 == 0, correct=False if i % 4 == 0 else i % 3 == i % 2,
+                 reasoning_tokens=10 * i if i % 2 else None, cache_write_tokens=i or None)
+            for i in range(8)]
+    def failed_call(i: int, error: str) -> dict[str, Any]:
+        return _row(i, model="local:hourly", error=error, answer=None, correct=False,
+                    latency_s=None, tokens_in=None, tokens_out=None)
+
+    rows += [failed_call(i, "timeout" if i < 3 else long_error) for i in range(8)]
+    # retries: i3 and i4 failed again, on a timeout, and i5 succeeded; counted over every row
+    # the two texts would tie (5 each), over the latest rows "timeout" leads 5 to 2
+    rows += [failed_call(3, "timeout"), failed_call(4, "timeout"),
+             _row(5, model="local:hourly", error=None)]
+    run = _write(tmp_path, rows)
+    col, row, kept = both(run)
+    assert kept == [("cls", "local:hourly"), ("cls", bad)]
+    assert_same(col, row)
+    hourly, gpt = col["results"]
+    assert (gpt["truncated"], gpt["truncated_rate"]) == (2, 0.25)
+    assert gpt["reasoning_tokens"] == 10 * (1 + 3 + 5 + 7)
+    assert gpt["cache_write_tokens"] == sum(range(8)) and gpt["failed"] is None
+    assert hourly["n_errors"] == 7 and hourly["reasoning_tokens"] is None
+    assert hourly["failed"] == "timeout"
+    assert S.common_error([long_error] * 2 + ["timeout"]) == ("litellm.BadRequestError: HTTP 400 "
+                                                             "unsupported parameter 'max_tokens'")

@@ -278,7 +278,7 @@ def test_markdown_parses_as_github_tables(board_run, capsys):
     tables = _tables(md)
     board = tables[0]
     assert board["head"][:4] == ["task", "model", "n", "accuracy"]
-    assert board["head"][-1] == "Pareto" and len(board["head"]) == 15
+    assert board["head"][-1] == "Pareto" and len(board["head"]) == 16
     assert len(board["rows"]) == 4 + 2 + 1  # intent × 4, route × 2, orders × 1
     for t in tables:
         assert all(len(r) == len(t["head"]) for r in t["rows"]), t
@@ -318,7 +318,7 @@ def test_multiple_runs_add_a_run_column(board_run, tmp_path, capsys):
     code, md, err = run_cli(["report", str(board_run), str(other), "--format", "md"], capsys)
     assert code == 0, err
     board = _tables(md)[0]
-    assert board["head"][0] == "run" and len(board["head"]) == 16
+    assert board["head"][0] == "run" and len(board["head"]) == 17
     assert {r[0] for r in board["rows"]} == {"board", "second"}
     assert len(board["rows"]) == 8
     # the perfect second run of gpt-5.4-mini now dominates the first run's gpt-5.4-mini

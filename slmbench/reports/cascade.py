@@ -22,6 +22,12 @@ Per strategy (one row each):
 Strategies: ``small only`` and ``large only`` (the two single models), ``invalid only`` (a
 validation fallback without any threshold: escalate exactly the invalid answers and failed
 calls) and ``threshold`` rows, one per t.
+
+A model that could not run on the task (named in the manifest's ``failures``, or most of its
+rows failed calls: :func:`~slmbench.store.summary.row_failures`) is refused as either side,
+naming the reason, since its "answers" are errors and any figure of the cascade would be too;
+when ``RUN`` alone is given, the run's failed models are skipped (with a warning naming them)
+and the one model left is taken.
 """
 
 from __future__ import annotations
@@ -102,15 +108,24 @@ def _first(ids: Sequence[str]) -> str:
     return ", ".join(ids[:SHOW_IDS]) + (", …" if len(ids) > SHOW_IDS else "")
 
 
-def _match_model(models: Iterable[str], wanted: str | None, run_path: Path, field_: str) -> str:
+def _match_model(models: Iterable[str], wanted: str | None, run_path: Path, field_: str,
+                 failed: dict[str, str] | None = None) -> str:
+    """The model ``wanted`` names; ``failed`` (model → reason: it could not run on any task it
+    has rows of) are skipped when none is named, and refused when one is."""
+    failed = failed or {}
     known = sorted(set(models))
+    if wanted is not None and wanted not in known and wanted in failed:
+        raise _cannot_run(wanted, failed[wanted], run_path, field_)
     if not known:
         raise InputError("the run holds no result rows", file=run_path, field=field_)
     if wanted is None:
-        if len(known) == 1:
-            return known[0]
+        usable = [m for m in known if m not in failed]
+        if len(usable) == 1:
+            return usable[0]
+        if not usable:
+            raise _cannot_run(known[0], failed[known[0]], run_path, field_)
         raise InputError(f"the run holds several models, name one as RUN:MODEL (models: "
-                         f"{', '.join(known)})", file=run_path, field=field_)
+                         f"{', '.join(usable)})", file=run_path, field=field_)
     if wanted in known:
         return wanted
     # a model id given with its settings (…?api_base=…) matches the stored name without them
@@ -121,14 +136,40 @@ def _match_model(models: Iterable[str], wanted: str | None, run_path: Path, fiel
                      field=field_, value=wanted)
 
 
-def _open(spec: Any, model: str | None, field_: str) -> tuple[Any, str, list[dict[str, Any]]]:
-    """(RunDir, model, its rows) for a run folder/RunDir and an optional model id."""
+def _cannot_run(model: str, reason: str, run_path: Path, field_: str) -> InputError:
+    return InputError(f"{model} could not run in this run ({reason}): a cascade cannot use "
+                      "it", file=run_path, field=field_)
+
+
+@dataclass
+class _Opened:
+    run: Any
+    model: str
+    rows: list[dict[str, Any]]
+    failures: dict[tuple[str, str], str]  # (task, model) → reason, every pair of the run
+    skipped: list[str]  # warnings: the failed models passed over when none was named
+
+
+def _open(spec: Any, model: str | None, field_: str) -> _Opened:
+    """The run, the model and its rows for a run folder/RunDir and an optional model id."""
     from slmbench.store import RunDir, open_run
+    from slmbench.store.summary import row_failures
 
     run = spec if isinstance(spec, RunDir) else open_run(spec)
     rows = run.rows()
-    name = _match_model({r["model"] for r in rows}, model, run.path, field_)
-    return run, name, [r for r in rows if r["model"] == name]
+    failures = row_failures(run.read_manifest(), rows)
+    tasks_of: dict[str, set[str]] = {}
+    for r in rows:
+        tasks_of.setdefault(r["model"], set()).add(r["task"])
+    for task, m in failures:
+        tasks_of.setdefault(m, set()).add(task)
+    # a model counts as failed here when it failed on every task it was run on
+    failed = {m: next(failures[(t, m)] for t in sorted(tasks))
+              for m, tasks in tasks_of.items() if all((t, m) in failures for t in tasks)}
+    name = _match_model({r["model"] for r in rows}, model, run.path, field_, failed)
+    skipped = ([f"skipped {m}: it could not run in {run.path} ({why})"
+                for m, why in sorted(failed.items()) if m != name] if model is None else [])
+    return _Opened(run, name, [r for r in rows if r["model"] == name], failures, skipped)
 
 
 def _side(role: str, run: Any, model: str, task: str, rows: list[dict[str, Any]],
@@ -157,8 +198,9 @@ def _side(role: str, run: Any, model: str, task: str, rows: list[dict[str, Any]]
 def load_cascade(small_run: Any, small_model: str | None, large_run: Any,
                  large_model: str | None, task: str | None = None) -> CascadeInput:
     """Both sides of a cascade from stored runs; InputError unless they cover the same items."""
-    s_run, s_model, s_rows = _open(small_run, small_model, "--small")
-    l_run, l_model, l_rows = _open(large_run, large_model, "--large")
+    s, lg = _open(small_run, small_model, "--small"), _open(large_run, large_model, "--large")
+    s_run, s_model, s_rows = s.run, s.model, s.rows
+    l_run, l_model, l_rows = lg.run, lg.model, lg.rows
     s_tasks, l_tasks = {r["task"] for r in s_rows}, {r["task"] for r in l_rows}
     shared = sorted(s_tasks & l_tasks)
     if task is not None:
@@ -174,8 +216,14 @@ def load_cascade(small_run: Any, small_model: str | None, large_run: Any,
     else:
         raise InputError(f"the runs share several tasks, pick one with --task "
                          f"({', '.join(shared)})", field="--task")
+    for opened, field_ in ((s, "--small"), (lg, "--large")):
+        reason = opened.failures.get((task, opened.model))
+        if reason is not None:
+            raise _cannot_run(opened.model, reason, opened.run.path, field_)
     small = _side("small", s_run, s_model, task, [r for r in s_rows if r["task"] == task])
     large = _side("large", l_run, l_model, task, [r for r in l_rows if r["task"] == task])
+    small.warnings += s.skipped
+    large.warnings += lg.skipped
     only_small = sorted(set(small.rows) - set(large.rows))
     only_large = sorted(set(large.rows) - set(small.rows))
     if only_small or only_large:

@@ -12,6 +12,11 @@ Checks per shared pair:
 * **min-accuracy** (optional): current accuracy over all its items ≥ the floor.
 * **cost**: relative increase of $ per 1k items ≤ ``max_cost_increase`` (skipped, with a note,
   when either side is unpriced).
+* **failed**: a pair of both runs whose model could not run in the current run (its summary
+  entry's ``failed`` reason) fails the gate on this one check, which names it, instead of an
+  accuracy comparison with its 0 %; so it does when it could not run in the baseline either,
+  since a gate that passes would vouch for a model that answers nothing. A pair that failed
+  only in the baseline is skipped: there is nothing to regress from.
 
 Items scored in only one of the two runs are reported (count and a few ids), never joined.
 """
@@ -129,7 +134,7 @@ class Thresholds:
 
 @dataclass
 class Check:
-    name: str           # accuracy | min-accuracy | cost
+    name: str           # accuracy | min-accuracy | cost | failed
     task: str
     model: str
     status: str         # pass | fail | skip
@@ -258,6 +263,25 @@ def _min_accuracy_check(task: str, model: str, cur: dict[str, Any], th: Threshol
     return Check("min-accuracy", task, model, "pass", text, figures)
 
 
+def _failed_check(task: str, model: str, cur: dict[str, Any], base: dict[str, Any]
+                  ) -> Check | None:
+    """The check of a pair whose model could not run on either side; ``None`` when it ran on
+    both."""
+    if cur.get("failed"):
+        then = ("it could not run in the baseline either" if base.get("failed") else
+                f"the baseline scored {_pct(base.get('accuracy'))} on {base.get('n_items')} "
+                "items")
+        return Check("failed", task, model, "fail",
+                     f"the model could not run in the current run ({cur['failed']}); {then}",
+                     {"reason": cur["failed"], "baseline_failed": base.get("failed"),
+                      "baseline_accuracy": None if base.get("failed") else base.get("accuracy")})
+    if base.get("failed"):
+        return Check("failed", task, model, "skip",
+                     f"not compared: the model could not run in the baseline run "
+                     f"({base['failed']})", {"reason": base["failed"]})
+    return None
+
+
 def _by_item(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, dict]]:
     out: dict[tuple[str, str], dict[str, dict]] = {}
     for r in rows:
@@ -287,8 +311,11 @@ def gate_runs(current: str | Path, baseline: str | Path, thresholds: Thresholds 
     notes: list[str] = []
     for side, keys in (("current", set(cur_entries) - set(base_entries)),
                        ("baseline", set(base_entries) - set(cur_entries))):
+        entries = cur_entries if side == "current" else base_entries
         for t, m in sorted(keys):
-            notes.append(f"{t} × {m}: only in the {side} run, not compared")
+            reason = entries[(t, m)].get("failed")
+            notes.append(f"{t} × {m}: only in the {side} run, not compared"
+                         + (f" (it failed: {reason})" if reason else ""))
     cur_tasks = cur_run.read_manifest().get("tasks", {})
     base_tasks = base_run.read_manifest().get("tasks", {})
     for t in sorted({t for t, _ in shared}):
@@ -300,6 +327,11 @@ def gate_runs(current: str | Path, baseline: str | Path, thresholds: Thresholds 
     cur_rows, base_rows = _by_item(cur_run.rows()), _by_item(base_run.rows())
     checks: list[Check] = []
     for task, model in shared:
+        failed = _failed_check(task, model, cur_entries[(task, model)],
+                               base_entries[(task, model)])
+        if failed is not None:
+            checks.append(failed)
+            continue
         checks.append(_accuracy_check(task, model, cur_rows.get((task, model), {}),
                                       base_rows.get((task, model), {}), th, notes))
         if th.min_accuracy is not None:

@@ -7,6 +7,13 @@ CSV, JSON and :func:`leaderboard_frame` (a pandas DataFrame).
 *Pareto frontier*: per task, a priced row is on the accuracy–cost frontier when no other priced
 row of that task has at least its accuracy at no more $ per 1k items and is strictly better in
 one of the two. Unpriced rows are never on it; they stay in the table and say ``unpriced``.
+
+*Failed* rows (a model that could not run: the summary entry's ``failed`` reason) keep their
+place in every report but no figure that could pass for a result: their accuracy and $ cells
+say ``failed (reason)`` (a terminal says just ``failed`` where the reason would not fit), they
+are never on the frontier, they sort last within their task, and the full reason is printed
+under the table. In CSV, JSON and the DataFrame their accuracy and $ fields are empty and
+``failed`` holds the reason, so the numeric columns stay numeric.
 """
 
 from __future__ import annotations
@@ -25,26 +32,29 @@ from slmbench.errors import InputError
 COLUMNS = [
     ("task", "task"), ("model", "model"), ("n", "n_items"), ("accuracy", "accuracy"),
     ("95% CI", "accuracy_ci"), ("macro-F1", "macro_f1"), ("invalid", "invalid_rate"),
-    ("errors", "n_errors"), ("p50 s", "latency_p50_s"), ("p95 s", "latency_p95_s"),
-    ("items/s", "items_per_s"), ("$/1k items", "usd_per_1k_items"),
+    ("truncated", "truncated"), ("errors", "n_errors"), ("p50 s", "latency_p50_s"),
+    ("p95 s", "latency_p95_s"), ("items/s", "items_per_s"), ("$/1k items", "usd_per_1k_items"),
     ("$/correct", "usd_per_correct"), ("correct/$", "correct_per_usd"), ("Pareto", "pareto"),
 ]
 USD_KEYS = ("usd_per_1k_items", "usd_per_correct", "correct_per_usd")
 FRONTIER_MARK = "★"
+FAILED_KEYS = ("accuracy", *USD_KEYS)  # the cells of a failed row that say so
+CELL_REASON = 40  # characters of a failure reason in a table cell (the full one is below it)
 
 # the flat, numeric fields of one leaderboard row (CSV columns, DataFrame columns, JSON rows)
 FIELDS = [
     "run_id", "task", "kind", "model", "n_items", "n_correct", "accuracy", "accuracy_ci_low",
-    "accuracy_ci_high", "macro_f1", "invalid_rate", "n_invalid", "n_errors", "latency_p50_s",
-    "latency_p95_s", "items_per_s", "total_usd", "usd_per_1k_items", "usd_per_correct",
-    "correct_per_usd", "priced", "pareto",
+    "accuracy_ci_high", "macro_f1", "invalid_rate", "n_invalid", "truncated", "truncated_rate",
+    "n_errors", "latency_p50_s", "latency_p95_s", "items_per_s", "total_usd", "usd_per_1k_items",
+    "usd_per_correct", "correct_per_usd", "priced", "pareto", "failed",
 ]
 
 # sort keys: key -> True when higher is better (sorted descending)
 SORT_KEYS = {
     "usd_per_correct": False, "usd_per_1k_items": False, "correct_per_usd": True,
-    "accuracy": True, "macro_f1": True, "invalid_rate": False, "n_errors": False,
-    "latency_p50_s": False, "latency_p95_s": False, "items_per_s": True, "model": False,
+    "accuracy": True, "macro_f1": True, "invalid_rate": False, "truncated": False,
+    "n_errors": False, "latency_p50_s": False, "latency_p95_s": False, "items_per_s": True,
+    "model": False,
 }
 SORT_ALIASES = {"cost": "usd_per_1k_items", "$/correct": "usd_per_correct",
                 "$/1k": "usd_per_1k_items", "correct/$": "correct_per_usd",
@@ -67,7 +77,16 @@ def _usd(value: float) -> str:
     return f"${value:.3g}"
 
 
+def failed_cell(reason: str, chars: int = CELL_REASON) -> str:
+    """``failed (reason)``, the reason cut to ``chars`` (0: just ``failed``)."""
+    from slmbench.store.summary import one_line
+
+    return f"failed ({one_line(reason, chars)})" if chars > 0 else "failed"
+
+
 def fmt(key: str, value: Any, row: dict[str, Any] | None = None) -> str:
+    if key in FAILED_KEYS and row is not None and row.get("failed"):
+        return failed_cell(row["failed"])
     if key in USD_KEYS and row is not None and not row.get("priced", True):
         return "unpriced"
     if key == "pareto":
@@ -133,6 +152,12 @@ def _is_priced(entry: dict[str, Any]) -> bool:
     return bool(entry.get("priced", True)) and entry.get("usd_per_1k_items") is not None
 
 
+def failure_lines(rows: Iterable[dict[str, Any]], multi: bool = False) -> list[str]:
+    """One line per failed row with its full reason (a table cell holds a shortened one)."""
+    return [f"failed: {r['task']} × {r['model']}" + (f" (run {r['run_id']})" if multi else "")
+            + f" could not run: {r['failed']}" for r in rows if r.get("failed")]
+
+
 def pareto_flags(points: Sequence[tuple[float | None, float | None]]) -> list[bool]:
     """For (accuracy, cost) points: True where no other point dominates (cost None: False)."""
     flags = []
@@ -166,48 +191,59 @@ def leaderboard_entries(summaries: Sequence[dict[str, Any]], sort: str | None = 
 
     Rows are ordered by task name, then by ``sort`` (default $ per correct answer, cheapest
     first); rows without the figure (unpriced, or no correct answer) come last, unpriced last of
-    all. Each row keeps its full summary entry under ``"entry"``. A cascade run live
-    (``run --cascade``) is a row of its own, next to its two models.
+    all, and failed rows (module docstring) after them whatever the key. Each row keeps its full
+    summary entry under ``"entry"``. A cascade run live (``run --cascade``) is a row of its own,
+    next to its two models.
     """
     key, descending = resolve_sort(sort)
     rows = []
     for summary in summaries:
         cascades = [c for c in summary.get("cascades") or [] if c.get("complete")]
         for entry in [*summary["results"], *cascades]:
-            ci = entry.get("accuracy_ci") or [None, None]
+            failed = entry.get("failed") or None
+            ci = [None, None] if failed else entry.get("accuracy_ci") or [None, None]
             priced = _is_priced(entry)
+            money = priced and not failed
             row = {
                 "run_id": summary.get("run_id"), "task": entry["task"],
                 "kind": entry.get("kind"), "model": entry["model"],
                 "n_items": entry.get("n_items"), "n_correct": entry.get("n_correct"),
-                "accuracy": entry.get("accuracy"), "accuracy_ci_low": ci[0],
-                "accuracy_ci_high": ci[1], "macro_f1": entry.get("macro_f1"),
+                "accuracy": None if failed else entry.get("accuracy"),
+                "accuracy_ci_low": ci[0], "accuracy_ci_high": ci[1],
+                "macro_f1": None if failed else entry.get("macro_f1"),
                 "invalid_rate": entry.get("invalid_rate"), "n_invalid": entry.get("n_invalid"),
+                # an old run's rows hold no truncated flag: none was cut off as far as it says
+                "truncated": entry.get("truncated", 0),
+                "truncated_rate": entry.get("truncated_rate"),
                 "n_errors": entry.get("n_errors"), "latency_p50_s": entry.get("latency_p50_s"),
                 "latency_p95_s": entry.get("latency_p95_s"),
                 "items_per_s": entry.get("items_per_s"),
-                "total_usd": entry.get("total_usd") if priced else None,
-                "usd_per_1k_items": entry.get("usd_per_1k_items") if priced else None,
-                "usd_per_correct": entry.get("usd_per_correct") if priced else None,
-                "correct_per_usd": entry.get("correct_per_usd") if priced else None,
-                "priced": priced, "pareto": False, "entry": entry,
+                "total_usd": entry.get("total_usd") if money else None,
+                "usd_per_1k_items": entry.get("usd_per_1k_items") if money else None,
+                "usd_per_correct": entry.get("usd_per_correct") if money else None,
+                "correct_per_usd": entry.get("correct_per_usd") if money else None,
+                "priced": priced, "pareto": False, "failed": failed, "entry": entry,
             }
             rows.append(row)
     for task in {r["task"] for r in rows}:
         group = [r for r in rows if r["task"] == task]
+        # a failed row has no accuracy or $ here, so it neither sits on nor shapes the frontier
         flags = pareto_flags([(r["accuracy"], r["usd_per_1k_items"]) for r in group])
         for r, flag in zip(group, flags, strict=True):
             r["pareto"] = flag
 
     def order(r: dict[str, Any]) -> tuple:
         value = r.get(key)
-        if key == "model":
-            primary: tuple = (0, str(value))
+        if r["failed"]:  # no figure of it means anything: by name, after every other row
+            primary: tuple = (0, "")
+        elif key == "model":
+            primary = (0, str(value))
         elif value is None:
             primary = (1 if r["priced"] or key not in USD_KEYS else 2, 0.0)
         else:
             primary = (0, -value if descending else value)
-        return (r["task"], primary, -(r["accuracy"] or 0.0), r["model"], str(r["run_id"]))
+        return (r["task"], bool(r["failed"]), primary, -(r["accuracy"] or 0.0), r["model"],
+                str(r["run_id"]))
 
     return sorted(rows, key=order)
 
@@ -232,18 +268,24 @@ def leaderboard_frame(runs: Iterable[Any], sort: str | None = None):
 # terminal
 
 
+# a narrower terminal drops more columns, and never ``truncated`` or ``errors``: they say
+# whether the figures beside them can be trusted (a failed model is nothing but errors)
 WIDE = 160
-NARROW_DROPS = ("latency_p95_s", "items_per_s", "correct_per_usd", "macro_f1", "n_errors",
-                "invalid_rate")
+NARROW_DROPS = ("latency_p95_s", "items_per_s", "correct_per_usd", "macro_f1")
 NARROWER = 110
-NARROWER_DROPS = ("accuracy_ci", "latency_p50_s")
+NARROWER_DROPS = ("accuracy_ci", "latency_p50_s", "invalid_rate")
+NARROWEST = 90
+NARROWEST_DROPS = ("n_items", "usd_per_1k_items")
+TEXT_KEYS = ("task", "model", "run_id")
 
 
 def _table_columns(multi_run: bool) -> list[tuple[str, str]]:
     return [("run", "run_id"), *COLUMNS] if multi_run else list(COLUMNS)
 
 
-def _cell(key: str, row: dict[str, Any]) -> str:
+def _cell(key: str, row: dict[str, Any], reason_chars: int = CELL_REASON) -> str:
+    if key in FAILED_KEYS and row.get("failed"):
+        return failed_cell(row["failed"], reason_chars)
     if key == "accuracy_ci":
         value = ([row["accuracy_ci_low"], row["accuracy_ci_high"]]
                  if row["accuracy_ci_low"] is not None else None)
@@ -254,8 +296,10 @@ def _cell(key: str, row: dict[str, Any]) -> str:
 def render_terminal(summary: dict[str, Any] | Sequence[dict[str, Any]], console: Any = None,
                     sort: str | None = None) -> None:
     """Print the leaderboard of one summary (or several) as a rich table."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     summaries = [summary] if isinstance(summary, dict) else list(summary)
     console = console or Console()
@@ -263,7 +307,6 @@ def render_terminal(summary: dict[str, Any] | Sequence[dict[str, Any]], console:
     multi = len(summaries) > 1
     title = ("slmbench · runs " + ", ".join(str(s.get("run_id")) for s in summaries) if multi
              else f"slmbench · run {summaries[0]['run_id']}")
-    table = Table(title=title, show_lines=False)
     columns = _table_columns(multi)
     # a narrow terminal keeps the columns a decision needs (report --format md has them all)
     if console.width < WIDE:
@@ -271,18 +314,41 @@ def render_terminal(summary: dict[str, Any] | Sequence[dict[str, Any]], console:
     if console.width < NARROWER:
         columns = [(FRONTIER_MARK if k == "pareto" else t, k) for t, k in columns
                    if k not in NARROWER_DROPS]
+    narrowest = console.width < NARROWEST
+    if narrowest:  # no frame, and the columns of figures keep whole titles: task and model fold
+        tasks = {r["task"] for r in rows}
+        drops = NARROWEST_DROPS + (("task",) if len(tasks) == 1 else ())
+        columns = [(t, k) for t, k in columns if k not in drops]
+        if len(tasks) == 1:
+            title += f" · task {next(iter(tasks))}"
+        table = Table(title=title, show_lines=False, box=box.SIMPLE_HEAD, pad_edge=False,
+                      show_edge=False)
+        figures = sum(len(t) for t, k in columns if k not in TEXT_KEYS)
+        whole = figures + 3 * (len(columns) - 1) + 8 <= console.width
+    else:
+        table = Table(title=title, show_lines=False)
+        whole = False
+    # a failure reason in four cells of a row would squeeze every other column into folds: the
+    # accuracy cell holds it in a wide terminal, the $ cells just say failed, the lines under
+    # the table give it in full
+    reason_chars = CELL_REASON if console.width >= WIDE else 0
     for col_title, key in columns:
-        text_col = key in ("task", "model", "run_id")
+        text_col = key in TEXT_KEYS
+        min_width = ((len(col_title) if whole and not text_col else None) if narrowest
+                     else {"task": 10, "model": 14}.get(key))
         table.add_column(col_title, justify="left" if text_col else "right",
-                         overflow="fold", no_wrap=False,
-                         min_width={"task": 10, "model": 14}.get(key))
+                         overflow="fold", no_wrap=False, min_width=min_width)
     for row in rows:
-        table.add_row(*(_cell(key, row) for _, key in columns))
+        # Text: a model name or failure reason holding [brackets] is not rich markup
+        table.add_row(*(Text(_cell(key, row, reason_chars if key == "accuracy" else 0))
+                        for _, key in columns))
     console.print(table)
     hidden = len(_table_columns(multi)) - len(columns)
     console.print(f"{FRONTIER_MARK} = on the task's accuracy–cost Pareto frontier; sorted by "
                   f"{resolve_sort(sort)[0]}"
                   + (f"; {hidden} columns hidden in this narrow terminal" if hidden else ""))
+    for line in failure_lines(rows, multi):
+        console.print(Text(line, style="red"))
     for s in summaries:
         pricing = s.get("pricing") or {}
         if pricing:
@@ -370,8 +436,7 @@ def _chain_table(rows: list[dict[str, Any]], multi: bool) -> str:
             fmt("f1", e.get("intent_macro_f1")),
             " / ".join(fmt("f1", e.get(f"field_micro_{k}"))
                        for k in ("precision", "recall", "f1")),
-            fmt("accuracy", r["accuracy"]), fmt("usd_per_1k_items", r["usd_per_1k_items"], r),
-            fmt("usd_per_correct", r["usd_per_correct"], r)])
+            _cell("accuracy", r), _cell("usd_per_1k_items", r), _cell("usd_per_correct", r)])
     return (md_table(head, body, ["l"] * (1 + multi) + ["r"] * 6)
             + "\nExact match = the intent right and every field equal (the accuracy); field "
             "F1 counts (field, value) pairs whatever the intent.\n")
@@ -406,9 +471,12 @@ def _task_section(task: str, rows: list[dict[str, Any]], multi: bool) -> list[st
         if paths:
             head += ["$ of model routes", "$/1k items incl. routes", "$/correct incl. routes"]
 
-        def path_cells(entry: dict[str, Any]) -> list[str]:
+        def path_cells(r: dict[str, Any]) -> list[str]:
+            entry = r["entry"]
             if not paths:
                 return []
+            if r["failed"]:
+                return [failed_cell(r["failed"])] * 3
             usd = [p["usd"] for p in (entry.get("route_paths") or {}).values()]
             spent = None if not usd or None in usd else math.fsum(usd)
             return ["unpriced" if spent is None else _usd(spent),
@@ -419,7 +487,7 @@ def _task_section(task: str, rows: list[dict[str, Any]], multi: bool) -> list[st
             ([r["run_id"]] if multi else []) + [
                 r["model"], fmt("fallback_rate", r["entry"].get("fallback_rate")),
                 fmt("accuracy_fallback_as_miss", r["entry"].get("accuracy_fallback_as_miss")),
-                fmt("accuracy", r["accuracy"])] + path_cells(r["entry"]) for r in rows],
+                _cell("accuracy", r)] + path_cells(r) for r in rows],
             ["l"] * (1 + multi) + ["r"] * (3 + 3 * paths)))
         if paths:
             routes = next(r["entry"]["route_paths"] for r in rows if "route_paths" in r["entry"])
@@ -434,6 +502,11 @@ def _task_section(task: str, rows: list[dict[str, Any]], multi: bool) -> list[st
         entry = r["entry"]
         name = f"{r['model']} (run {r['run_id']})" if multi else r["model"]
         parts.append(f"### {md_cell(name)}\n")
+        if r["failed"]:  # its per-label tables would only tabulate failed calls
+            parts.append(f"Failed: the model could not run ({md_cell(r['failed'])}); "
+                         f"{r['n_errors'] or 0} of {r['n_items'] or 0} items are errors, and "
+                         "none of its figures is a result.\n")
+            continue
         if kind == "chain":
             parts.extend(_chain_model_parts(entry))
         if "threshold" in entry and "small" in entry:
@@ -488,6 +561,9 @@ def render_markdown(summary: dict[str, Any] | Sequence[dict[str, Any]],
              "model is at least as accurate for at most the same $ per 1k items). Sorted by "
              f"`{resolve_sort(sort)[0]}` within each task. 95% CI: seeded percentile bootstrap. "
              "$/correct = total cost ÷ correct answers.\n"]
+    failures = failure_lines(rows, multi)
+    if failures:
+        parts.append("\n".join(f"* {md_cell(line)}" for line in failures) + "\n")
     if plot:
         parts.append(f"![accuracy vs $ per 1k items]({plot})\n")
     tasks: dict[str, list[dict[str, Any]]] = {}

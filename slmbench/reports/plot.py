@@ -2,7 +2,8 @@
 
 One point per model (and run), the 95 % bootstrap CI as a vertical error bar, the Pareto frontier
 as a step line (the best accuracy you can buy for at most that cost), and the models that cannot
-be placed (unpriced, or free, which a log axis cannot show) listed in a box beside the axes.
+be placed (unpriced, free, which a log axis cannot show, or failed: a model that could not run
+has no point to place) listed in a box beside the axes.
 matplotlib is an optional extra (``pip install "slmbench[plot]"``) and is only imported here.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from slmbench.errors import InputError
-from slmbench.reports.leaderboard import leaderboard_entries
+from slmbench.reports.leaderboard import failed_cell, leaderboard_entries
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -96,7 +97,7 @@ def plot_pareto(summaries: Sequence[dict[str, Any]], out: str | Path,
 
 
 def _task_axes(ax: Any, task: str, rows: list[dict[str, Any]], multi: bool) -> None:
-    placed = [r for r in rows if r["priced"] and r["accuracy"] is not None
+    placed = [r for r in rows if r["priced"] and not r["failed"] and r["accuracy"] is not None
               and (r["usd_per_1k_items"] or 0) > 0]
     left_out = [r for r in rows if r not in placed]
     colors = {"frontier": "tab:blue", "dominated": "tab:gray"}
@@ -133,6 +134,11 @@ def _task_axes(ax: Any, task: str, rows: list[dict[str, Any]], multi: bool) -> N
     if left_out:
         lines = []
         for r in left_out:
+            if r["failed"]:
+                # a provider's error text may hold two $, which matplotlib reads as math
+                why = failed_cell(r["failed"], 32).replace("$", r"\$")
+                lines.append(f"{_label(r, multi)}\n   {why}")
+                continue
             why = ("unpriced" if not r["priced"] else "free ($0)" if r["priced"]
                    and r["accuracy"] is not None else "no accuracy")
             acc = f"{r['accuracy']:.1%}" if r["accuracy"] is not None else "–"

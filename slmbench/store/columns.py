@@ -3,7 +3,7 @@ task needs, a few typed values per row instead of the row.
 
 :meth:`RunDir.rows` keeps every row as a dict: about 2.4 GB for a million rows, while the
 summary of a label task reads only a handful of scalars from each. This module streams the
-file once and keeps, per row (43 bytes, ``array.array`` while reading, numpy after):
+file once and keeps, per row (55 bytes, ``array.array`` while reading, numpy after):
 
 =====================================  =======  ==========================================
 column                                 type     value
@@ -13,20 +13,26 @@ column                                 type     value
                                                 predicted (:func:`predicted_label`), one
                                                 vocabulary, so equal codes are equal strings
 ``flags``                              uint8    ``correct``, ``invalid``, ``error``,
-                                                ``cached`` bits (:data:`CORRECT`, ...)
+                                                ``cached``, ``truncated`` bits
+                                                (:data:`CORRECT`, ...)
 ``latency``                            float64  ``latency_s``, NaN for ``null``
 ``confidence``                         float64  the checked ``confidence``, NaN for ``null``
 ``tokens_in``, ``tokens_out``,         int32    -1 for ``null`` (a count of 2**31 or more
-``cached_tokens_in``                            is not held: row path)
+``cached_tokens_in``,                           is not held: row path)
+``reasoning_tokens``,
+``cache_write_tokens``
 ``token_source``, ``confidence_source`` int16   codes of the source strings, -1 for none
+``line``                               uint32   the row's line in ``items.jsonl``
 =====================================  =======  ==========================================
 
-and, while reading, a 64-bit hash of the row key (task, model, item id) and the row's line
-number (12 bytes more). Rows are deduplicated exactly as :meth:`RunDir.rows` does (the last
-row of a key wins): numpy finds the hashes that occur more than once, and only the rows with
-such a hash are read again (by line number) to compare their exact keys, so a hash collision
-never merges two items. Torn lines are skipped and reported by the same reader
-(:mod:`slmbench.store.files`).
+and, while reading, a 64-bit hash of the row key (task, model, item id) (8 bytes more). Rows
+are deduplicated exactly as :meth:`RunDir.rows` does (the last row of a key wins): numpy finds
+the hashes that occur more than once, and only the rows with such a hash are read again (by
+line number) to compare their exact keys, so a hash collision never merges two items. Torn
+lines are skipped and reported by the same reader (:mod:`slmbench.store.files`). The line
+number stays after the read because an error text is too varied to intern in a column: the
+few pairs whose rows are mostly failed calls read their error texts again by line
+(:meth:`PairColumns.error_texts`), which is what names the reason a model could not run.
 
 The figures are computed by the same scoring and costing functions as the row path (they take
 int-coded arrays and :class:`~slmbench.pricing.run_costs.CostColumns`), and must equal it
@@ -55,7 +61,7 @@ from slmbench.store.run_dir import latest_rows, row_key
 
 COLUMNAR_KINDS = frozenset({"classification", "routing"})
 
-CORRECT, INVALID, ERROR, CACHED = 1, 2, 4, 8  # bits of the ``flags`` column
+CORRECT, INVALID, ERROR, CACHED, TRUNCATED = 1, 2, 4, 8, 16  # bits of the ``flags`` column
 
 TOKENS = ("tokens_in", "tokens_out", "cached_tokens_in")
 _MAX_TOKENS = 2**31  # per row, so that the counts fit int32 and their int64 sums cannot overflow
@@ -64,7 +70,8 @@ _MAX_LATENCY = 2.0**53
 # column → array.array type code (numpy dtype of the same width)
 LAYOUT = {"pair": "h", "gold": "i", "pred": "i", "flags": "B", "latency": "d",
           "confidence": "d", "tokens_in": "i", "tokens_out": "i", "cached_tokens_in": "i",
-          "token_source": "h", "confidence_source": "h"}
+          "reasoning_tokens": "i", "cache_write_tokens": "i", "token_source": "h",
+          "confidence_source": "h"}
 _DTYPES = {"i": "int32", "B": "uint8", "d": "float64", "q": "int64", "h": "int16", "I": "uint32"}
 _MAX_PAIRS = 2**15 - 1
 
@@ -96,6 +103,7 @@ class PairColumns(CostColumns):
         self.task, self.model, self.kind = columns.pairs[code]
         self.strings = columns.strings
         self.sources = columns.sources
+        self.path = columns.path
         self._data = columns.data
         self._index = index  # row positions in the run's columns; None: all of them
 
@@ -128,6 +136,28 @@ class PairColumns(CostColumns):
 
         return int(np.maximum(self.col(name), 0).sum(dtype=np.int64))
 
+    def reported_total(self, name: str) -> int | None:
+        """Sum of a token column over the rows that report it; ``None`` when none does (an
+        old run, or a provider that does not say), which a 0 would misstate."""
+        import numpy as np
+
+        values = self.col(name)
+        has = values >= 0
+        return int(values[has].sum(dtype=np.int64)) if has.any() else None
+
+    def error_texts(self) -> list[Any]:
+        """The ``error`` values of the rows with the :data:`ERROR` bit, read again from
+        ``items.jsonl`` by line (file order)."""
+        import numpy as np
+
+        lines = self.col("line")[self.flag(ERROR)]
+        if self.path is None or not len(lines):
+            return []
+        wanted = set(np.unique(lines).tolist())
+        found = {n: row.get("error") for n, row in iter_numbered_jsonl(self.path, ReadReport(),
+                                                                       only=wanted)}
+        return [found[n] for n in lines.tolist() if n in found]
+
     def source_names(self, name: str) -> set[str]:
         """The distinct ``token_source`` / ``confidence_source`` strings of these rows."""
         import numpy as np
@@ -140,6 +170,11 @@ class PairColumns(CostColumns):
         import numpy as np
 
         return tuple(np.maximum(self.col(name), 0) for name in TOKENS)
+
+    def cache_write_tokens(self) -> Any:
+        import numpy as np
+
+        return np.maximum(self.col("cache_write_tokens"), 0)
 
     def latencies(self) -> Any:
         import numpy as np
@@ -155,11 +190,12 @@ class Columns:
     """A run's deduplicated columnar rows (:data:`LAYOUT`) and their vocabularies."""
 
     def __init__(self, data: dict[str, Any], pairs: list[tuple[str, str, str]],
-                 strings: list[str], sources: list[str]) -> None:
+                 strings: list[str], sources: list[str], path: Path | None = None) -> None:
         self.data = data
         self.pairs = pairs  # code → (task, model, kind)
         self.strings = strings  # code → gold / predicted string
         self.sources = sources  # code → token or confidence source
+        self.path = path  # the file read: error texts are read again from it
 
     def __len__(self) -> int:
         return len(self.data["pair"])
@@ -239,6 +275,7 @@ class ColumnReader:
         add_tin, add_tout, add_tcached = (c["tokens_in"].append, c["tokens_out"].append,
                                           c["cached_tokens_in"].append)
         add_tsrc, add_csrc = c["token_source"].append, c["confidence_source"].append
+        add_reason, add_cwrite = c["reasoning_tokens"].append, c["cache_write_tokens"].append
         for lineno, row in numbered:
             task, model = row.get("task"), row.get("model")
             if type(task) is not str or type(model) is not str or "item_id" not in row:
@@ -266,7 +303,8 @@ class ColumnReader:
             add_pred(labels.add(pred) if p is None else p)
             add_flags((CORRECT if row.get("correct") else 0) | (INVALID if row.get("invalid")
                                                                 else 0)
-                      | (ERROR if row.get("error") else 0) | (CACHED if row.get("cached") else 0))
+                      | (ERROR if row.get("error") else 0) | (CACHED if row.get("cached") else 0)
+                      | (TRUNCATED if row.get("truncated") else 0))
             lat = row.get("latency_s")
             if lat is None:
                 lat = nan
@@ -284,6 +322,8 @@ class ColumnReader:
             add_tin(count(row.get("tokens_in")))
             add_tout(count(row.get("tokens_out")))
             add_tcached(count(row.get("cached_tokens_in")))
+            add_reason(count(row.get("reasoning_tokens")))
+            add_cwrite(count(row.get("cache_write_tokens")))
 
     def _new_pair(self, task: str, model: str) -> int:
         kind = self.plan(task, model)
@@ -315,6 +355,7 @@ class ColumnReader:
             np.zeros(0, np.int64)
         keep = _latest(path, hashes, self.lines)
         del hashes
+        self.cols["line"] = self.lines
         self.hashes, self.lines = array("q"), array("I")
         data = {}
         for name in list(self.cols):
@@ -323,7 +364,7 @@ class ColumnReader:
                    else np.zeros(0, dtype=_DTYPES[values.typecode]))
             data[name] = arr if keep is None else arr[keep]
             del values, arr
-        return Columns(data, self.pairs, self.labels.strings, self.sources.strings)
+        return Columns(data, self.pairs, self.labels.strings, self.sources.strings, path)
 
 
 def _count(value: Any) -> int:

@@ -2,19 +2,27 @@
 
 Because nothing here calls a model, ``report`` and ``reprice`` can rebuild every figure of a
 finished run, and a summary can be checked against its rows at any time.
+
+An entry's ``failed`` names why its model could not run (the manifest's ``failures``, or the
+most common error when most of its rows are failed calls), because the figures of such a pair
+(0 % at $0) would otherwise read as a result; a pair the runner stopped before its first row
+is an entry of no rows, so every report still names it. Keys a newer runner writes to rows
+(``truncated``, ``reasoning_tokens``, ``cache_write_tokens``) and to the manifest
+(``failures``) are read as absent from an older run, which then summarises as before.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from slmbench.errors import InputError
+from slmbench.pricing.cost import summarize_costs
 from slmbench.pricing.run_costs import PricingOptions, RunCoster
-from slmbench.scoring import coded_task_metrics, predicted_label, task_metrics
+from slmbench.scoring import coded_task_metrics, outcome_counts, predicted_label, task_metrics
 from slmbench.scoring.calibration import (
     calibration_metrics,
     calibration_summary,
@@ -25,6 +33,7 @@ from slmbench.store.columns import (
     CORRECT,
     ERROR,
     INVALID,
+    TRUNCATED,
     ColumnarUnsupported,
     Columns,
     PairColumns,
@@ -38,8 +47,64 @@ from slmbench.tasks.spec import FieldSpec
 SUMMARY_FIELDS = frozenset({
     "kind", "gold", "answer", "routed", "correct", "invalid", "error", "latency_s",
     "tokens_in", "tokens_out", "token_source", "cached_tokens_in", "confidence",
-    "confidence_source", "cached", "steps",
+    "confidence_source", "cached", "steps", "truncated", "reasoning_tokens",
+    "cache_write_tokens",
 })
+
+# a reason stays one line of a report, whatever the provider's error text held
+REASON_CHARS = 300
+
+
+def one_line(text: Any, limit: int = REASON_CHARS) -> str:
+    """``text`` as one line of at most ``limit`` characters: provider errors run over several
+    lines and quote whole request bodies."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 1].rstrip() + "…"
+
+
+def failure_reasons(manifest: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """(task, model) → reason of the pairs the runner stopped because the model cannot run
+    (manifest ``failures``; the last entry of a pair wins, as a resumed run appends)."""
+    out: dict[tuple[str, str], str] = {}
+    for f in manifest.get("failures") or []:
+        if isinstance(f, dict) and isinstance(f.get("task"), str) \
+                and isinstance(f.get("model"), str):
+            out[(f["task"], f["model"])] = one_line(f.get("reason") or "the model cannot run")
+    return out
+
+
+def common_error(errors: list[Any]) -> str:
+    """The most common of these error texts, as one line (ties: the first in text order, so
+    both summary paths name the same one)."""
+    counts = Counter(one_line(e) for e in errors)
+    if not counts:
+        return "most calls failed"
+    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+
+
+def mostly_errors(n: int, n_errors: int) -> bool:
+    """More than half of a pair's rows are failed calls: the pair counts as failed."""
+    return n > 0 and 2 * n_errors > n
+
+
+def row_failures(manifest: dict[str, Any], rows: list[dict[str, Any]]
+                 ) -> dict[tuple[str, str], str]:
+    """(task, model) → reason of the failed pairs of a run, as its summary names them, from its
+    (deduplicated) row dicts: for readers of rows that build no summary (cascade)."""
+    out = {}
+    for key, group in group_rows(rows).items():
+        errors = [r["error"] for r in group if r.get("error")]
+        if mostly_errors(len(group), len(errors)):
+            out[key] = common_error(errors)
+    out.update(failure_reasons(manifest))
+    return out
+
+
+def failed_pairs(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(task, model, reason) of every failed entry of a summary, in its order: what
+    ``slmbench run`` names before it exits 1."""
+    return [(e["task"], e["model"], e["failed"]) for e in summary.get("results") or []
+            if e.get("failed")]
 
 
 def _quantile(values: Any, q: float) -> float | None:
@@ -186,15 +251,21 @@ def pricing_from_manifest(manifest: dict[str, Any]) -> PricingOptions:
 
 
 def _entry(task: str, model: str, info: dict[str, Any], n: int, metrics: dict[str, Any],
-           latencies: Any, timings: list[dict[str, Any]], tokens_in: int, tokens_out: int,
-           token_sources: set[str]) -> dict[str, Any]:
-    """A summary entry of one pair, from its metrics and its (non-null) latencies."""
+           latencies: Any, timings: list[dict[str, Any]], tokens: dict[str, Any],
+           token_sources: set[str], n_truncated: int) -> dict[str, Any]:
+    """A summary entry of one pair, from its metrics and its (non-null) latencies.
+
+    ``tokens``: the sums of ``tokens_in``, ``tokens_out``, ``reasoning_tokens`` and
+    ``cache_write_tokens``. A truncated answer (cut off by the output budget) is counted apart
+    from an invalid one: a bigger budget fixes it, a better prompt or model does not."""
     wall = sum(t["wall_s"] for t in timings)
     timed_items = sum(t["items"] for t in timings)
     return {
         "task": task, "model": model, "kind": info["kind"], "n_items": n,
         "n_expected": info.get("n_items"),
         **metrics,
+        "truncated": n_truncated,
+        "truncated_rate": n_truncated / n if n else None,
         "latency_p50_s": _quantile(latencies, 0.5),
         "latency_p95_s": _quantile(latencies, 0.95),
         # exact sum: the same figure whatever order the rows come in
@@ -202,10 +273,33 @@ def _entry(task: str, model: str, info: dict[str, Any], n: int, metrics: dict[st
                                    else latencies.tolist()),
         "items_per_s": timed_items / wall if wall > 0 else None,
         "wall_s": wall,
-        "tokens_in": tokens_in,
-        "tokens_out": tokens_out,
+        "tokens_in": tokens["tokens_in"],
+        "tokens_out": tokens["tokens_out"],
+        "reasoning_tokens": tokens["reasoning_tokens"],
+        "cache_write_tokens": tokens["cache_write_tokens"],
         "token_sources": sorted(token_sources),
     }
+
+
+def _row_tokens(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    reasoning = [r["reasoning_tokens"] for r in rows if r.get("reasoning_tokens") is not None]
+    return {"tokens_in": sum(r.get("tokens_in") or 0 for r in rows),
+            "tokens_out": sum(r.get("tokens_out") or 0 for r in rows),
+            "reasoning_tokens": sum(reasoning) if reasoning else None,
+            "cache_write_tokens": sum(r.get("cache_write_tokens") or 0 for r in rows)}
+
+
+def _failed_entry(task: str, model: str, info: dict[str, Any], timings: list[dict[str, Any]],
+                  coster: RunCoster) -> dict[str, Any]:
+    """The entry of a pair the runner stopped before it stored a row: every report still
+    names the model, with no figure to mistake for a result."""
+    metrics = {"accuracy": None, "accuracy_ci": None, **outcome_counts(0, 0, 0, 0)}
+    entry = _entry(task, model, info, 0, metrics, [], timings,
+                   {"tokens_in": 0, "tokens_out": 0, "reasoning_tokens": None,
+                    "cache_write_tokens": 0}, set(), 0)
+    entry.update(summarize_costs([], 0, coster.options.volume_per_day))
+    entry["pricing"] = None
+    return entry
 
 
 def _columnar_plan(manifest: dict[str, Any], row_tasks: set[str]
@@ -229,6 +323,18 @@ def _columnar_plan(manifest: dict[str, Any], row_tasks: set[str]
         return "rows"
 
     return plan
+
+
+def _majority_error(entry: dict[str, Any], group: Any) -> str | None:
+    """Why a pair most of whose rows are failed calls failed: a model that cannot run scores
+    0 % at $0, which must never read as a result. Its error texts are read only then (a
+    columnar pair reads them again from the file)."""
+    n, n_errors = entry["n_items"], entry.get("n_errors") or 0
+    if not mostly_errors(n, n_errors):
+        return None
+    if isinstance(group, PairColumns):
+        return common_error(group.error_texts())
+    return common_error([r["error"] for r in group if r.get("error")])
 
 
 def build_summary(run: RunDir, pricing: PricingOptions | None = None, *,
@@ -266,39 +372,53 @@ def build_summary(run: RunDir, pricing: PricingOptions | None = None, *,
     pairs: list[tuple[tuple[str, str], Any]] = list(group_rows(rows).items())
     if columns is not None:
         pairs += [((cols.task, cols.model), cols) for cols in columns.by_pair()]
+    # a pair the runner stopped before its first row is still an entry (of no rows)
+    failures = failure_reasons(manifest)
+    pairs += [(key, None) for key in sorted(set(failures) - {key for key, _ in pairs})]
     results = []
     for (task, model), group in sorted(pairs, key=lambda pair: pair[0]):
         info = manifest["tasks"].get(task)
         if info is None:
             continue
         model_info = manifest.get("models", {}).get(model, {})
-        if isinstance(group, PairColumns):
+        if group is None:
+            entry = _failed_entry(task, model, info, timings[(task, model)], coster)
+        elif isinstance(group, PairColumns):
             entry = _entry(task, model, info, len(group),
                            columnar_pair_metrics(info, group, seed), group.latency_values(),
-                           timings[(task, model)], group.total("tokens_in"),
-                           group.total("tokens_out"), group.source_names("token_source"))
+                           timings[(task, model)],
+                           {"tokens_in": group.total("tokens_in"),
+                            "tokens_out": group.total("tokens_out"),
+                            "reasoning_tokens": group.reported_total("reasoning_tokens"),
+                            "cache_write_tokens": group.total("cache_write_tokens")},
+                           group.source_names("token_source"), group.count(TRUNCATED))
             entry.update(coster.price(model, model_info, group, timings[(task, model)]))
-            results.append(entry)
-            continue
-        check_rows(run.items_path, task, model, info, group)
-        entry = _entry(task, model, info, len(group), pair_metrics(info, group, seed),
-                       [r["latency_s"] for r in group if r.get("latency_s") is not None],
-                       timings[(task, model)],
-                       sum(r.get("tokens_in") or 0 for r in group),
-                       sum(r.get("tokens_out") or 0 for r in group),
-                       {r.get("token_source") for r in group if r.get("token_source")})
-        entry.update(coster.price(model, model_info, group, timings[(task, model)]))
-        if task in paths:
-            from slmbench.pricing.route_costs import route_path_costs
+        else:
+            check_rows(run.items_path, task, model, info, group)
+            entry = _entry(task, model, info, len(group), pair_metrics(info, group, seed),
+                           [r["latency_s"] for r in group if r.get("latency_s") is not None],
+                           timings[(task, model)], _row_tokens(group),
+                           {r.get("token_source") for r in group if r.get("token_source")},
+                           sum(bool(r.get("truncated")) for r in group))
+            entry.update(coster.price(model, model_info, group, timings[(task, model)]))
+            if task in paths:
+                from slmbench.pricing.route_costs import route_path_costs
 
-            own = coster.item_costs(model, model_info, group, timings[(task, model)])
-            entry.update(route_path_costs(info, group, own, coster))
+                own = coster.item_costs(model, model_info, group, timings[(task, model)])
+                entry.update(route_path_costs(info, group, own, coster))
+        entry["failed"] = failures.get((task, model)) or _majority_error(entry, group)
         results.append(entry)
     cascades: list[dict[str, Any]] = []
     if manifest.get("cascades"):
         from slmbench.reports.cascade import live_cascade_entries
 
         cascades = live_cascade_entries(run, rows, coster)
+        # a cascade leaning on a model that could not run is no result either
+        failed = {(e["task"], e["model"]): e["failed"] for e in results if e["failed"]}
+        for c in cascades:
+            c["failed"] = next((f"its {role} model {c[role]} could not run: "
+                                f"{failed[(c['task'], c[role])]}" for role in ("small", "large")
+                                if (c["task"], c[role]) in failed), None)
     return {
         "run_id": run.run_id,
         "generated_at": now_iso(),
