@@ -81,6 +81,13 @@ def run(
     chain: Annotated[list[str] | None, typer.Option(
         "--chain", metavar="CLASSIFIER,EXTRACTOR", help="Chain tasks: run a classify → extract "
         "pipeline as one model, named chain(CLASSIFIER > EXTRACTOR); repeatable.")] = None,
+    preflight: Annotated[bool, typer.Option(
+        "--preflight/--no-preflight", help="Send each API model its first item alone before "
+        "the run, and stop a model that cannot run (bad key, rejected parameter) there. API "
+        "keys are checked either way.")] = True,
+    fail_fast: Annotated[int, typer.Option(
+        help="Stop a task × model after this many identical permanent errors in a row "
+        "(0: never).")] = 5,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Run tasks × models, store rows/summary/manifest, print the leaderboard."""
@@ -101,6 +108,8 @@ def run(
         results_dir, run_id = resume.parent, resume.name
     if limit is not None and limit < 1:
         raise InputError("must be at least 1", field="--limit", value=limit)
+    if fail_fast < 0:
+        raise InputError("must be 0 (never) or more", field="--fail-fast", value=fail_fast)
     from slmbench.runner.budget import RunStopped
     from slmbench.runner.live_cascade import parse_cascade
     from slmbench.runner.shard import parse_shard
@@ -125,6 +134,7 @@ def run(
                                executor=executor, workers=workers, ray_address=ray_address,
                                max_errors=max_errors, max_cost_usd=max_cost, use_cache=cache,
                                cascade=cascade_spec, chains=tuple(chain or ()),
+                               preflight=preflight, fail_fast=fail_fast,
                                pricing=PricingOptions(
                                    dirs=tuple(pricing or ()), price_date=price_date,
                                    hardware=hardware, hourly_usd=hourly, volume_per_day=volume)),
@@ -147,7 +157,33 @@ def run(
         raise
     _close(progress)
     render_terminal(result.summary)
+    for line in [*result.warnings, *truncation_warnings(result.summary)]:
+        typer.echo(f"warning: {line}", err=True)
     typer.echo(f"results: {result.run.path}")
+    from slmbench.store.summary import failed_pairs
+
+    failed = failed_pairs(result.summary)
+    if failed or result.failures:
+        for line in result.failures:
+            typer.echo(line, err=True)
+        pairs = sorted({(t, m) for t, m, _ in failed})
+        models = sorted({m for _, m in pairs}) or sorted(
+            {line.split(" cannot run", 1)[0] for line in result.failures})
+        typer.echo(f"failed: {len(models)} model(s) could not run ({', '.join(models)}); "
+                   "they are marked failed in every report", err=True)
+        raise typer.Exit(1)
+
+
+def truncation_warnings(summary: dict) -> list[str]:
+    """One line per task × model whose answers ran out of output budget."""
+    lines = []
+    for e in summary.get("results") or []:
+        n = e.get("truncated") or 0
+        if n and not e.get("failed"):
+            lines.append(f"{e['model']} on {e['task']}: {n} answer(s) cut off by the output "
+                         "budget (finish_reason length); raise max_tokens (?max_tokens=N) or "
+                         "lower reasoning_effort")
+    return lines
 
 
 def _close(progress: object) -> None:

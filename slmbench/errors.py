@@ -54,9 +54,12 @@ class ModelCallError(SlmbenchError):
     """A model call failed; ``retryable`` tells the runner whether trying again can help."""
 
     def __init__(self, reason: str, *, retryable: bool = False, retry_after: float | None = None,
-                 status: int | None = None):
+                 status: int | None = None, permanent: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+        #: the same call will fail for every item (a missing key, a parameter the model rejects,
+        #: an unknown model): what the pre-flight probe and fail-fast stop a model on
+        self.permanent = permanent and not retryable
         self.retry_after = retry_after
         self.status = status  # HTTP status when there was one (429 drives adaptive concurrency)

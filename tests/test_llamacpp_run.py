@@ -101,7 +101,10 @@ def test_free_decoding_and_json_grammar(tmp_path):
     for r in routing:
         assert r["confidence"] is None  # free generation gives no label probability
         assert r["routed"] == (r["answer"] if r["answer"] is not None else "human_agent")
-        assert r["invalid"] == (r["answer"] is None)
+        # no answer: invalid, or truncated when the output budget ran out (issue 15)
+        assert (r["invalid"] or r["truncated"]) == (r["answer"] is None)
+        assert not (r["invalid"] and r["truncated"])
+        assert r["truncated"] == (r["answer"] is None and r["finish_reason"] == "length")
     extraction = [r for r in rows if r["task"] == "order-extraction"]
     assert len(extraction) == 4
     by_task = {e["task"]: e for e in result.summary["results"]}
@@ -153,3 +156,37 @@ def test_instances_is_checked(tmp_path):
     request = Request(messages=[{"role": "user", "content": "x"}], text="x", choices=("a", "b"))
     assert cache_key(resolve_model("llamacpp:smollm2?instances=2"), request) == \
         cache_key(resolve_model("llamacpp:smollm2"), request)
+
+
+def test_json_grammar_bounds_each_string_field_by_the_train_split(tmp_path):
+    """A grammar with unbounded strings lets a small model write one string until the output
+    budget runs out; each string field is bounded at twice its longest train value."""
+    from conftest import write_jsonl, write_task
+
+    from slmbench.runner.items import ItemScorer
+    from slmbench.tasks import load_items, load_task
+
+    train = [{"id": f"t{i}", "text": f"note {i}", "fields": {"who": w, "tags": t}}
+             for i, (w, t) in enumerate([("Ann", ["a"]), ("Bartholomew", ["urgent", "vip"]),
+                                         ("Cy", None)])]
+    test = [{"id": f"x{i}", "text": f"Call {name} about the invoice, tag it urgent.",
+             "fields": {"who": name, "tags": ["urgent"]}}
+            for i, name in enumerate(["Ann", "Bo", "Cy", "Dee"])]
+    write_jsonl(tmp_path / "train.jsonl", train)
+    write_jsonl(tmp_path / "test.jsonl", test)
+    path = write_task(tmp_path, {
+        "name": "bounded", "kind": "extraction",
+        "dataset": {"files": {"test": "test.jsonl", "train": "train.jsonl"},
+                    "train_split": "train"},
+        "fields": [{"name": "who", "type": "string"}, {"name": "tags", "type": "list"}]})
+    schema = ItemScorer(load_items(load_task(path))).schema
+    who = schema["properties"]["who"]["anyOf"][0]
+    tags = schema["properties"]["tags"]["anyOf"][0]["items"]
+    assert who == {"type": "string", "maxLength": 2 * len("Bartholomew")}
+    assert tags == {"type": "string", "maxLength": 16}  # 2 x "urgent" is below the floor
+    result = run_benchmark([path], ["llamacpp:smollm2"], results_dir=tmp_path, run_id="b",
+                           options=RunOptions())
+    for row in result.run.rows():
+        answer = row["answer"] or {}
+        assert len(answer.get("who") or "") <= 22, row
+        assert all(len(t) <= 16 for t in answer.get("tags") or []), row

@@ -170,7 +170,9 @@ def test_canary_key_never_leaves_the_environment(tmp_path, monkeypatch, capsys):
                                   "-m", f"openai/bad?api_base={server.base_url}/missing",
                                   "--results-dir", str(tmp_path), "--run-id", "c", "-q",
                                   "--limit", "8"], capsys)
-    assert code == 0, err
+    # the model behind a missing route cannot run: named on stderr, exit 1 (issue 15)
+    assert code == 1, err
+    assert "openai/bad cannot run" in err and err.strip().splitlines()[-1].startswith("failed:")
     assert any(json.loads(line)["error"] for line in
                (tmp_path / "c" / "items.jsonl").read_text().splitlines())
     rcode, md, rerr = run_cli(["report", str(tmp_path / "c"), "--format", "md"], capsys)

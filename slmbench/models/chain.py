@@ -160,5 +160,7 @@ def _step_record(model: Model, comp: Completion, cached: bool, answer: Any) -> d
     return {"model": model.name, "output": comp.text, "answer": answer,
             "tokens_in": comp.tokens_in, "tokens_out": comp.tokens_out,
             "token_source": comp.token_source, "cached_tokens_in": comp.cached_tokens_in,
+            "cache_write_tokens": comp.cache_write_tokens,
+            "reasoning_tokens": comp.reasoning_tokens, "finish_reason": comp.finish_reason,
             "latency_s": comp.latency_s, "confidence": comp.confidence,
             "confidence_source": comp.confidence_source, "cached": cached}

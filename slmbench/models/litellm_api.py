@@ -21,11 +21,17 @@ from typing import Any
 
 from slmbench.errors import InputError, ModelCallError
 from slmbench.models.base import PRICING_TOKENS, Completion, Model, Request
+from slmbench.models.contract import missing_key, resolve_contract
 from slmbench.secrets import redact
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "api_base": None, "temperature": 0.0, "timeout": 60.0, "logprobs": False, "seed": None,
+    "reasoning_effort": None, "max_tokens": None, "structured": "auto",
 }
+
+#: settings that name the model in results (``openai/x?reasoning_effort=low``), so that one
+#: model run at several efforts or budgets gives several rows
+NAMED_SETTINGS = ("reasoning_effort", "max_tokens", "structured")
 
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 
@@ -36,7 +42,7 @@ def create(rest: str, settings: dict[str, Any]) -> LiteLLMModel:
         key = sorted(unknown)[0]
         raise InputError(f"unknown litellm setting (known: {', '.join(DEFAULT_SETTINGS)})",
                          field="--model", value=f"{key}={settings[key]}")
-    return LiteLLMModel(rest, {**DEFAULT_SETTINGS, **settings})
+    return LiteLLMModel(rest, {**DEFAULT_SETTINGS, **settings}, explicit=set(settings))
 
 
 #: Environment defaults set before litellm is imported; an explicit value in the environment
@@ -48,6 +54,8 @@ def create(rest: str, settings: dict[str, Any]) -> LiteLLMModel:
 #: through it). Set it to "false" to go back to the SDK.
 LITELLM_ENV_DEFAULTS: dict[str, str] = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    # Anthropic's beta-header table from litellm's bundled copy, not fetched from GitHub
+    "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
     "EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER": "true",
 }
 
@@ -61,6 +69,8 @@ def import_litellm() -> Any:
     litellm.telemetry = False
     # a provider returning the wrong type makes pydantic warn on stderr; we report it per row
     warnings.filterwarnings("ignore", message="Pydantic serializer warnings")
+    # litellm's Gemini types, built on first use: a note for litellm's authors, not for users
+    warnings.filterwarnings("ignore", message=".*using the `ReadOnly` qualifier")
     return litellm
 
 
@@ -108,10 +118,30 @@ def register_cost_entry(litellm: Any, name: str) -> bool:
 class LiteLLMModel(Model):
     pricing = PRICING_TOKENS
     thread_safe = True
+    remote = True
 
-    def __init__(self, name: str, settings: dict[str, Any]) -> None:
-        super().__init__(name, settings)
+    def __init__(self, name: str, settings: dict[str, Any],
+                 explicit: set[str] | None = None) -> None:
+        given = explicit or set()
+        # a sweep over these is one model several times: each is its own row and point
+        shown = [f"{k}={settings[k]}" for k in NAMED_SETTINGS if k in given]
+        super().__init__(name + ("?" + "&".join(shown) if shown else ""), settings)
+        self.litellm_id = name
         self._litellm: Any = None
+        self.contract = resolve_contract(name, self.settings, given)
+
+    def output_budget(self, request: Request) -> int:
+        return self.contract.output_budget(request.max_tokens)
+
+    def not_ready(self) -> str | None:
+        var = missing_key(self.contract)
+        if var is None:
+            return None
+        return f"missing API key: set {var} in the environment"
+
+    def warnings(self) -> list[str]:
+        return [f"{self.name}: {key} dropped: {why}" for key, why in self.contract.dropped.items()
+                if key != "temperature"]
 
     def __getstate__(self) -> dict[str, Any]:
         # worker processes (runner/process_pool.py) get the model by pickle: not the module
@@ -120,33 +150,48 @@ class LiteLLMModel(Model):
     def prepare(self, task: Any) -> None:
         if self._litellm is None:
             self._litellm = import_litellm()
-            register_cost_entry(self._litellm, self.name)
+            register_cost_entry(self._litellm, self.litellm_id)
             _warm_up()
 
     def preload(self) -> None:
         self.prepare(None)  # nothing of it depends on the task
 
     def _call_kwargs(self, request: Request) -> dict[str, Any]:
-        s = self.settings
+        s, c = self.settings, self.contract
         kwargs: dict[str, Any] = {
-            "model": self.name, "messages": request.messages, "temperature": s["temperature"],
-            "max_tokens": request.max_tokens, "timeout": s["timeout"], "num_retries": 0,
+            "model": self.litellm_id, "messages": request.messages,
+            "max_tokens": c.output_budget(request.max_tokens), "timeout": s["timeout"],
+            "num_retries": 0,
         }
+        if c.temperature is not None:
+            kwargs["temperature"] = c.temperature
+        if c.send_effort is not None:
+            kwargs["reasoning_effort"] = c.send_effort
         if s["api_base"]:
             kwargs["api_base"] = s["api_base"]
-            if self.name.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
+            if self.litellm_id.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
                 kwargs["api_key"] = "sk-no-key-needed-for-local-server"
         if s["seed"] is not None:
             kwargs["seed"] = s["seed"]
-        if s["logprobs"]:
+        if c.logprobs:
             # some OpenAI-compatible servers (llama.cpp's) only return logprobs with top_logprobs
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = 1
+        if c.structured:
+            fmt = response_format(request)
+            if fmt is not None:
+                kwargs["response_format"] = fmt
         return kwargs
+
+    def _check_ready(self) -> None:
+        reason = self.not_ready()
+        if reason is not None:  # never retried, never sent
+            raise ModelCallError(reason, retryable=False, permanent=True)
 
     def complete(self, request: Request) -> Completion:
         if self._litellm is None:
             self.prepare(None)
+        self._check_ready()
         kwargs = self._call_kwargs(request)
         start = time.perf_counter()
         try:
@@ -154,12 +199,13 @@ class LiteLLMModel(Model):
         except Exception as exc:
             raise _call_error(exc) from None
         latency = time.perf_counter() - start
-        return _to_completion(resp, latency, request)
+        return _to_completion(resp, latency, request, self.contract.structured)
 
     async def acomplete(self, request: Request) -> Completion:  # type: ignore[override]
         """:meth:`complete` on ``litellm.acompletion``: the same request, errors and parsing."""
         if self._litellm is None:
             self.prepare(None)
+        self._check_ready()
         kwargs = self._call_kwargs(request)
         start = time.perf_counter()
         try:
@@ -167,7 +213,7 @@ class LiteLLMModel(Model):
         except Exception as exc:  # CancelledError is a BaseException: it goes through
             raise _call_error(exc) from None
         latency = time.perf_counter() - start
-        return _to_completion(resp, latency, request)
+        return _to_completion(resp, latency, request, self.contract.structured)
 
     def tune_event_loop(self, loop: Any) -> None:
         """Called by a worker process (runner/process_pool.py) on the loop that runs its calls
@@ -183,6 +229,7 @@ class LiteLLMModel(Model):
                               LITELLM_ENV_DEFAULTS["EXPERIMENTAL_OPENAI_BASE_LLM_HTTP_HANDLER"])
         info["openai_http"] = ("litellm base HTTP handler" if flag.strip().lower() in
                                ("true", "1", "yes") else "openai SDK")
+        info["contract"] = self.contract.describe()
         return info
 
 
@@ -254,24 +301,39 @@ def _retry_after(exc: Exception) -> float | None:
     return None
 
 
+#: errors that the same request meets on every item: a key, a parameter, a model name
+_CONFIG_ERRORS = ("AuthenticationError", "PermissionDeniedError", "NotFoundError",
+                  "BadRequestError", "UnsupportedParamsError", "UnprocessableEntityError")
+#: errors about one item's content, however they are sent
+_ITEM_ERRORS = ("ContextWindowExceededError", "ContentPolicyViolationError")
+#: how litellm says a key is missing before it sends anything (its class and status vary by
+#: provider: Gemini's is an APIConnectionError 500)
+_MISSING_KEY = ("missing gemini api key", "api key is missing", "api_key client option must be "
+                "set", "missing anthropic api key", "no api key", "missing api key")
+
+
 def _call_error(exc: Exception) -> ModelCallError:
-    """Classify a litellm exception: transient (retry) or permanent (record and move on)."""
+    """Classify a litellm exception: transient (retry), permanent for the model (a
+    configuration problem: stop it), or a failure of this item only (record and move on)."""
     status = getattr(exc, "status_code", None)
     name = type(exc).__name__
-    permanent = status in (400, 401, 403, 404, 422) or name in (
-        "AuthenticationError", "BadRequestError", "NotFoundError", "PermissionDeniedError",
-        "ContextWindowExceededError", "ContentPolicyViolationError", "UnprocessableEntityError")
-    retryable = not permanent and (status in _RETRYABLE_STATUS or name in (
+    text = str(exc).strip()
+    missing_key = any(m in text.lower() for m in _MISSING_KEY)
+    item_only = name in _ITEM_ERRORS
+    config = missing_key or (not item_only and (
+        name in _CONFIG_ERRORS or status in (400, 401, 403, 404)))
+    not_retryable = config or item_only or status in (400, 401, 403, 404, 422)
+    retryable = not not_retryable and (status in _RETRYABLE_STATUS or name in (
         "Timeout", "APIConnectionError", "RateLimitError", "ServiceUnavailableError",
         "InternalServerError", "APIError", "BadGatewayError"))
-    text = str(exc).strip()
     message = text.splitlines()[0] if text else name
     for noise in ("litellm.", f"{name}: ", "OpenAIException - "):
         message = message.replace(noise, "")
     message = _json_error_message(message)
     reason = f"{name}{f' {status}' if status else ''}: {redact(message)[:240]}"
     return ModelCallError(reason, retryable=retryable, retry_after=_retry_after(exc),
-                          status=status if isinstance(status, int) else None)
+                          status=status if isinstance(status, int) else None,
+                          permanent=config)
 
 
 def _json_error_message(message: str) -> str:
@@ -293,7 +355,57 @@ def _json_error_message(message: str) -> str:
     return (message[:start] + inner).strip()
 
 
-def _to_completion(resp: Any, latency: float, request: Request) -> Completion:
+def response_format(request: Request) -> dict[str, Any] | None:
+    """The structured-output form of a request's answer space, as litellm takes it (and
+    translates for Anthropic and Gemini): an object with one ``answer`` field whose ``enum``
+    is the label set, or the extraction schema. Strict mode wants every object closed and
+    fully required, and no length keywords (those bound llama.cpp's grammar only)."""
+    if request.choices:
+        schema: dict[str, Any] = {
+            "type": "object", "properties": {"answer": {"type": "string",
+                                                        "enum": list(request.choices)}},
+            "required": ["answer"], "additionalProperties": False}
+    elif request.json_schema is not None and request.json_schema.get("type") == "object":
+        schema = _strict(request.json_schema)
+    else:
+        return None
+    return {"type": "json_schema",
+            "json_schema": {"name": "answer", "strict": True, "schema": schema}}
+
+
+def _strict(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _strict(v) for k, v in schema.items() if k not in ("maxLength", "minLength")}
+    if out.get("type") == "object" and "properties" in out:
+        out["required"] = list(out["properties"])
+        out["additionalProperties"] = False
+    return out
+
+
+def _unwrap_answer(text: str) -> str:
+    """The label inside a structured ``{"answer": ...}`` reply; the text itself when it is
+    not one (then it is scored, and counted invalid or truncated, as it stands)."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(value, dict) and isinstance(value.get("answer"), str):
+        return value["answer"]
+    return text
+
+
+def _usage_int(obj: Any, name: str) -> int | None:
+    value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _to_completion(resp: Any, latency: float, request: Request,
+                   structured: bool = False) -> Completion:
     try:
         choice = resp.choices[0]
         content = choice.message.content
@@ -303,19 +415,31 @@ def _to_completion(resp: Any, latency: float, request: Request) -> Completion:
         raise ModelCallError(f"malformed response: content is {type(content).__name__}",
                              retryable=False)
     text = content or ""
+    if structured and request.choices and text:
+        text = _unwrap_answer(text)
+    finish = getattr(choice, "finish_reason", None)
     usage = getattr(resp, "usage", None)
-    tokens_in = getattr(usage, "prompt_tokens", None) if usage else None
-    tokens_out = getattr(usage, "completion_tokens", None) if usage else None
-    cached = None
-    details = getattr(usage, "prompt_tokens_details", None) if usage else None
-    if details is not None:
-        cached = getattr(details, "cached_tokens", None)
+    tokens_in = _usage_int(usage, "prompt_tokens") if usage else None
+    tokens_out = _usage_int(usage, "completion_tokens") if usage else None
+    cached = reasoning = cache_write = None
+    if usage is not None:
+        details = getattr(usage, "prompt_tokens_details", None)
+        if details is not None:
+            cached = _usage_int(details, "cached_tokens")
+        out_details = getattr(usage, "completion_tokens_details", None)
+        if out_details is not None:
+            reasoning = _usage_int(out_details, "reasoning_tokens")
+        # Anthropic's cache writes; litellm folds them into prompt_tokens
+        cache_write = _usage_int(usage, "cache_creation_input_tokens")
+        if cached is None:
+            cached = _usage_int(usage, "cache_read_input_tokens")
     source = "provider"
     if not tokens_in or tokens_out is None:
         from slmbench.models.tokens import count_messages, count_tiktoken
 
         tokens_in, tokens_out, source = count_messages(request.messages), count_tiktoken(text), \
             "tiktoken"
+        cached = reasoning = cache_write = None
     confidence = None
     logprobs = getattr(choice, "logprobs", None)
     content_lp = getattr(logprobs, "content", None) if logprobs is not None else None
@@ -335,4 +459,7 @@ def _to_completion(resp: Any, latency: float, request: Request) -> Completion:
             confidence = min(1.0, math.exp(total))
     return Completion(text=text, latency_s=latency, tokens_in=tokens_in, tokens_out=tokens_out,
                       token_source=source, cached_tokens_in=cached, confidence=confidence,
-                      confidence_source="token-logprob" if confidence is not None else None)
+                      confidence_source="token-logprob" if confidence is not None else None,
+                      finish_reason=finish if isinstance(finish, str) else None,
+                      reasoning_tokens=reasoning,
+                      cache_write_tokens=cache_write)

@@ -883,9 +883,10 @@ class PriceBook:
 
         ``model_id`` may be bare (``gpt-5.4-nano``), provider-qualified (``openai/gpt-5.4-nano``)
         or an alias; matching is case-insensitive.  A bare id that several providers price is
-        ambiguous and raises :class:`InputError` (write it as ``provider/id``).
+        ambiguous and raises :class:`InputError` (write it as ``provider/id``).  Settings after
+        ``?`` (``openai/x?reasoning_effort=low``) name a run of the model, not another price.
         """
-        q = model_id.strip().lower()
+        q = model_id.split("?", 1)[0].strip().lower()
         rows = self._qual.get(q)
         if not rows:
             rows = self._bare.get(q, [])

@@ -18,17 +18,47 @@ _JSON_TYPES = {"string": "string", "integer": "integer", "number": "number",
 
 def json_schema(task: LoadedTask) -> dict[str, Any]:
     """The JSON schema an extraction answer must follow (used for grammar-constrained decoding)."""
-    props = _field_props(task.spec.fields)
+    props = _field_props(task.spec.fields, string_bounds(task))
     return {"type": "object", "properties": props, "required": [f.name for f in task.spec.fields],
             "additionalProperties": False}
 
 
-def _field_props(fields: Any) -> dict[str, Any]:
+#: a string field's bound: this many times its longest value in the train split
+STRING_BOUND_FACTOR = 2
+MIN_STRING_BOUND = 16
+
+
+def string_bounds(task: LoadedTask) -> dict[str, int]:
+    """``maxLength`` per string field, from the longest gold value in the train split.
+
+    A grammar with unbounded strings lets a small model write one string until the output
+    budget runs out (the answer is then cut off, not merely wrong); a bound twice the longest
+    value seen in training leaves room for every plausible answer. No train split, no bound.
+    API providers get the schema without it (strict structured output takes no length).
+    """
+    longest: dict[str, int] = {}
+    for item in task.train:
+        gold = item.gold.get("fields", item.gold) if isinstance(item.gold, dict) else None
+        if not isinstance(gold, dict):
+            continue
+        for name, value in gold.items():
+            values = value if isinstance(value, list) else [value]
+            for v in values:
+                if isinstance(v, str):
+                    longest[name] = max(longest.get(name, 0), len(v))
+    return {name: max(MIN_STRING_BOUND, STRING_BOUND_FACTOR * n) for name, n in longest.items()}
+
+
+def _field_props(fields: Any, bounds: dict[str, int] | None = None) -> dict[str, Any]:
     props: dict[str, Any] = {}
     for f in fields:
+        text: dict[str, Any] = {"type": "string"}
+        if bounds and f.name in bounds:
+            text["maxLength"] = bounds[f.name]
         if f.type == "list":
-            props[f.name] = {"anyOf": [{"type": "array", "items": {"type": "string"}},
-                                       {"type": "null"}]}
+            props[f.name] = {"anyOf": [{"type": "array", "items": text}, {"type": "null"}]}
+        elif f.type == "string":
+            props[f.name] = {"anyOf": [text, {"type": "null"}]}
         else:
             props[f.name] = {"anyOf": [{"type": _JSON_TYPES[f.type]}, {"type": "null"}]}
     return props
@@ -41,7 +71,8 @@ def chain_json_schema(task: LoadedTask) -> dict[str, Any]:
     spec = task.spec
     variants = []
     for label in spec.labels or ():
-        props = {spec.label_field: {"const": label}, **_field_props(spec.class_fields(label))}
+        props = {spec.label_field: {"const": label},
+                 **_field_props(spec.class_fields(label), string_bounds(task))}
         variants.append({"type": "object", "properties": props, "required": list(props),
                          "additionalProperties": False})
     return {"oneOf": variants}
@@ -71,7 +102,7 @@ class ItemScorer:
                        max_tokens=self.max_tokens)
 
     def row(self, model: Model, item: Item, comp: Completion | None, error: str | None,
-            attempts: int) -> dict[str, Any]:
+            attempts: int, permanent: bool = False) -> dict[str, Any]:
         spec = self.task.spec
         row: dict[str, Any] = {
             "task": spec.name, "kind": spec.kind, "model": model.name, "item_id": item.id,
@@ -79,8 +110,11 @@ class ItemScorer:
             "correct": False, "invalid": False, "error": error, "attempts": attempts,
             "tokens_in": None, "tokens_out": None, "token_source": None, "cached_tokens_in": None,
             "latency_s": None, "confidence": None, "confidence_source": None, "cached": False,
-            "ts": now_iso(),
+            "ts": now_iso(), "finish_reason": None, "reasoning_tokens": None,
+            "cache_write_tokens": None, "truncated": False,
         }
+        if error is not None and permanent:
+            row["error_permanent"] = True
         if spec.kind == "routing":
             row["routed"] = None
         if comp is None:
@@ -88,7 +122,9 @@ class ItemScorer:
         row.update(output=comp.text, tokens_in=comp.tokens_in, tokens_out=comp.tokens_out,
                    token_source=comp.token_source, cached_tokens_in=comp.cached_tokens_in,
                    latency_s=comp.latency_s, confidence=comp.confidence,
-                   confidence_source=comp.confidence_source)
+                   confidence_source=comp.confidence_source, finish_reason=comp.finish_reason,
+                   reasoning_tokens=comp.reasoning_tokens,
+                   cache_write_tokens=comp.cache_write_tokens)
         if comp.extra:
             row["extra"] = comp.extra
         if spec.kind == "chain":
@@ -107,6 +143,9 @@ class ItemScorer:
                 row["correct"] = row["routed"] == item.gold
             else:
                 row["correct"] = answer == item.gold
+        if row["invalid"] and comp.finish_reason == "length":
+            # the output budget ran out before a whole answer: not the model's wrong format
+            row["invalid"], row["truncated"] = False, True
         return row
 
 
@@ -141,8 +180,8 @@ def call_model(model: Model, scorer: ItemScorer, item: Item, request: Request,
                policy: RetryPolicy, cache: ResponseCache | None, key: str | None,
                window: AdaptiveWindow | None = None) -> dict[str, Any]:
     """One fresh model call (with retries) → scored row; successful answers go to the cache."""
-    comp, error, attempts = call_with_retries(lambda: model.complete(request), policy,
-                                              window=window)
+    comp, error, attempts, permanent = call_with_retries(lambda: model.complete(request), policy,
+                                                         window=window)
     if comp is not None and cache is not None and key is not None:
         cache.put(key, comp)
-    return scorer.row(model, item, comp, error, attempts)
+    return scorer.row(model, item, comp, error, attempts, permanent)

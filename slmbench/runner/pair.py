@@ -121,9 +121,9 @@ async def acall_model(model: Model, scorer: ItemScorer, item: Item, request: Req
     The asyncio sibling of ``runner.items.call_model``; the caller writes the cache, so that
     the cache stays in the process that owns it (see runner/process_pool.py).
     """
-    comp, error, attempts = await acall_with_retries(lambda: model.acomplete(request), policy,
-                                                     window=window)
-    return scorer.row(model, item, comp, error, attempts), comp
+    comp, error, attempts, permanent = await acall_with_retries(
+        lambda: model.acomplete(request), policy, window=window)
+    return scorer.row(model, item, comp, error, attempts, permanent), comp
 
 
 # --------------------------------------------------------------------------- pair run
@@ -164,14 +164,20 @@ class PairRun:
         from slmbench.models.tokens import count_messages
         from slmbench.pricing.cost import token_cost
 
-        return token_cost(self.price, count_messages(request.messages), request.max_tokens)
+        return token_cost(self.price, count_messages(request.messages),
+                          self.model.output_budget(request))
 
     def _actual(self, row: dict[str, Any]) -> float:
         if self.price is None:
             return 0.0
         from slmbench.pricing.cost import token_cost
 
-        return token_cost(self.price, int(row["tokens_in"] or 0), int(row["tokens_out"] or 0))
+        tokens_in = int(row["tokens_in"] or 0)
+        cached = min(int(row.get("cached_tokens_in") or 0), tokens_in)
+        writes = min(int(row.get("cache_write_tokens") or 0), tokens_in - cached)
+        # what the summary will bill: cache reads and writes at their own prices
+        return token_cost(self.price, tokens_in, int(row["tokens_out"] or 0), cached_in=cached,
+                          cache_write_in=writes)
 
     def rows(self, items: list[Item]) -> Iterator[dict[str, Any]]:
         """Yield rows as items complete; the caller is the single writer."""

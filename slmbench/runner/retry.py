@@ -79,8 +79,9 @@ def call_with_retries(fn: Callable[[], T], policy: RetryPolicy, *,
                       sleep: Callable[[float], None] = time.sleep,
                       rng: random.Random | None = None,
                       window: AdaptiveWindow | None = None,
-                      ) -> tuple[T | None, str | None, int]:
-    """Run ``fn``; returns (result, error_reason, attempts). Never raises ModelCallError."""
+                      ) -> tuple[T | None, str | None, int, bool]:
+    """Run ``fn``; returns (result, error_reason, attempts, permanent). Never raises
+    ModelCallError."""
     attempt = 0
     while True:
         attempt += 1
@@ -88,11 +89,11 @@ def call_with_retries(fn: Callable[[], T], policy: RetryPolicy, *,
             result = fn()
             if window is not None:
                 window.on_success()
-            return result, None, attempt
+            return result, None, attempt, False
         except ModelCallError as exc:
             final = _failed(exc, attempt, policy, window)
             if final is not None:
-                return None, final, attempt
+                return None, final, attempt, exc.permanent
             # made on the first retry only: seeding a Random from urandom costs more than the
             # rest of this function on the success path
             rng = rng or random.Random()
@@ -115,7 +116,7 @@ async def acall_with_retries(fn: Callable[[], Awaitable[T]], policy: RetryPolicy
                              sleep: Callable[[float], Awaitable[None]] | None = None,
                              rng: random.Random | None = None,
                              window: CongestionSignals | None = None,
-                             ) -> tuple[T | None, str | None, int]:
+                             ) -> tuple[T | None, str | None, int, bool]:
     """The asyncio sibling of :func:`call_with_retries`: same policy, same window signals, same
     (result, error_reason, attempts); the back-off awaits instead of blocking a thread, so one
     event loop keeps every other call moving while this one waits out a Retry-After."""
@@ -130,10 +131,10 @@ async def acall_with_retries(fn: Callable[[], Awaitable[T]], policy: RetryPolicy
             result = await fn()
             if window is not None:
                 window.on_success()
-            return result, None, attempt
+            return result, None, attempt, False
         except ModelCallError as exc:
             final = _failed(exc, attempt, policy, window)
             if final is not None:
-                return None, final, attempt
+                return None, final, attempt, exc.permanent
             rng = rng or random.Random()
             await sleep(policy.delay(attempt, exc.retry_after, rng))

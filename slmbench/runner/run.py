@@ -23,6 +23,15 @@ from slmbench.models.base import PRICING_TOKENS, semantic_settings
 from slmbench.pricing.run_costs import PricingOptions, RunCoster
 from slmbench.runner.budget import CostCap, ErrorLimit, RunStopped
 from slmbench.runner.cache import ResponseCache
+from slmbench.runner.dispatch import (
+    DEFAULT_FAIL_FAST,
+    FailFast,
+    Failures,
+    PairCounts,
+    drive_pair,
+    failure_line,
+    timing_entry,
+)
 from slmbench.runner.items import ItemScorer
 from slmbench.runner.live_cascade import CascadeSpec, escalated_ids, manifest_entry
 from slmbench.runner.pair import PairRun
@@ -32,7 +41,7 @@ from slmbench.runner.shard import shard_of
 from slmbench.store import RunDir, row_key
 from slmbench.store.manifest import environment, now_iso
 from slmbench.store.summary import build_summary
-from slmbench.tasks import LoadedTask, load_items, load_task
+from slmbench.tasks import Item, LoadedTask, load_items, load_task
 
 
 @dataclass
@@ -54,6 +63,10 @@ class RunOptions:
     cascade: CascadeSpec | None = None
     #: classify → extract pipelines, each "CLASSIFIER,EXTRACTOR", run as one model each
     chains: tuple[str, ...] = ()
+    #: send each remote model its first item alone before the run (runner/dispatch.py)
+    preflight: bool = True
+    #: identical permanent errors in a row that stop a task × model (0: never)
+    fail_fast: int = DEFAULT_FAIL_FAST
 
 
 @dataclass
@@ -61,6 +74,9 @@ class RunResult:
     run: RunDir
     summary: dict[str, Any]
     calls: int  # model calls made in this invocation (0 when everything was already stored)
+    #: one line per model that could not run (pre-flight or fail-fast), and per dropped setting
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def new_run_id() -> str:
@@ -183,12 +199,58 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
             manifest["cascades"].append(entry)
     run.write_manifest(manifest)
     done = {row_key(r) for r in run.rows() if not r.get("error")}
+    failures = Failures.of(manifest, (m.name for m in models))
+    warnings = [w for m in models for w in m.warnings()]  # the CLI prints them once
     cache = ResponseCache(Path(results_dir) / ".cache" / "responses.sqlite3") \
         if options.use_cache else None
     appender = run.appender()
-    counts = {"calls": 0, "rows": 0, "cached": 0}
+    counts = PairCounts()
+    # the probe's row is the item's row, and counts toward its pair's limits
+    probed: dict[tuple[str, str, Any], list[dict[str, Any]]] = {}
     interrupted: BaseException | None = None
+
+    def pair_items(task: LoadedTask, model: Model) -> tuple[tuple[Item, ...], list[Item]]:
+        """The pair's items, and those of them that have no row yet."""
+        items = task.items
+        if model is partial:
+            up = escalated_ids(run.rows(CASCADE_FIELDS), task.spec.name, small_model.name,
+                               cascade)
+            items = tuple(it for it in items if str(it.id) in up)
+        return items, [it for it in items if (task.spec.name, model.name, it.id) not in done]
+
+    def fail(model: Model, reason: str, names: list[str]) -> None:
+        for name in names:
+            failures.add(name, model.name, reason)
+        line = failure_line(model.name, reason, names)
+        progress.note(line)
+        failures.lines.append(line)
+
     try:
+        for model in models:  # pre-flight: the key (no call), then the first item alone
+            if not model.remote or model is partial:
+                continue
+            names = [t.spec.name for t in tasks if model.supports(t.spec.kind)]
+            reason = model.not_ready()
+            if reason is not None:
+                fail(model, reason, names)
+                continue
+            if not options.preflight:
+                continue
+            task = next((t for t in tasks if model.supports(t.spec.kind)
+                         and pair_items(t, model)[1]), None)
+            if task is None:
+                continue
+            item = pair_items(task, model)[1][0]
+            pair = make_pair_run(task, model, ItemScorer(task), options, cache, cap, coster)
+            pair.prepare(task)
+            probe = FailFast(1)
+            rows: list[dict[str, Any]] = probed.setdefault(
+                (task.spec.name, model.name, item.id), [])
+            drive_pair(pair, [item], lambda row, kept=rows: (appender.append(row),
+                                                              kept.append(row)),
+                       counts, progress, ErrorLimit(None), probe)
+            if probe.reason is not None:
+                fail(model, probe.reason, names)
         for task in tasks:
             scorer = ItemScorer(task)
             for model in models:
@@ -196,37 +258,35 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
                     progress.note(f"{model.name} does not do {task.spec.kind}: skipped on "
                                   f"{task.spec.name}")
                     continue
-                items = task.items
-                if model is partial:
-                    up = escalated_ids(run.rows(CASCADE_FIELDS), task.spec.name,
-                                       small_model.name, cascade)
-                    items = tuple(it for it in items if str(it.id) in up)
-                todo = [it for it in items if (task.spec.name, model.name, it.id) not in done]
+                if failures.failed(task.spec.name, model.name):
+                    continue
+                items, todo = pair_items(task, model)
+                todo = [it for it in todo if (task.spec.name, model.name, it.id) not in probed]
                 progress.start(task.spec.name, model.name, len(items), len(items) - len(todo))
                 errors.reset()
+                fail_fast = FailFast(options.fail_fast)
                 pair = make_pair_run(task, model, scorer, options, cache, cap, coster)
+                for key, rows in probed.items():
+                    if key[:2] == (task.spec.name, model.name):
+                        for row in rows:
+                            fail_fast.record(row)
+                            limit = errors.record(row)
+                            if limit:  # the probe alone reached --max-errors
+                                todo = []
+                                pair.stop(limit)
                 if todo:
                     pair.prepare(task)
                 try:
-                    for row in pair.rows(todo):
-                        appender.append(row)
-                        counts["rows"] += 1
-                        counts["calls"] += row["attempts"]
-                        counts["cached"] += bool(row["cached"])
-                        progress.advance()
-                        reason = errors.record(row)
-                        if reason:
-                            pair.stop(reason)
+                    reason = drive_pair(pair, todo, appender.append, counts, progress, errors,
+                                        fail_fast)
                 finally:
                     progress.finish()
                     if pair.fresh:
-                        manifest["timings"].append({
-                            "task": task.spec.name, "model": model.name, "items": pair.fresh,
-                            "wall_s": pair.wall_s, "latency_sum_s": pair.latency_sum,
-                            "workers": pair.workers, "window_min": pair.window.smallest,
-                            "window_decreases": pair.window.decreases, "at": now_iso()})
+                        manifest["timings"].append(timing_entry(task, model, pair))
                         run.write_manifest(manifest)
-                if pair.stop_reason:
+                if reason is not None:
+                    fail(model, reason, [task.spec.name])
+                elif pair.stop_reason:
                     raise RunStopped(f"stopped {task.spec.name} · {model.name}: "
                                      f"{pair.stop_reason}")
     except (KeyboardInterrupt, RunStopped) as exc:
@@ -238,20 +298,23 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
         for model in models:
             model.close()
         manifest["finished_at"] = now_iso()
+        manifest["failures"] = failures.entries
         if interrupted is not None:
             manifest["stopped"] = str(interrupted) or "interrupted (Ctrl-C)"
         run.write_manifest(manifest)
+    counts_dict = {"calls": counts.calls, "rows": counts.rows, "cached": counts.cached}
     summary = build_summary(run)
-    summary["this_invocation"] = {**counts, "spend": cap.status()}
+    summary["this_invocation"] = {**counts_dict, "spend": cap.status()}
     run.write_summary(summary)
     manifest["pricing"] = summary["pricing"]
     run.write_manifest(manifest)
     if interrupted is not None:
         interrupted.run = run  # type: ignore[attr-defined]
-        interrupted.counts = counts  # type: ignore[attr-defined]
+        interrupted.counts = counts_dict  # type: ignore[attr-defined]
         interrupted.spend = cap.status()  # type: ignore[attr-defined]
         raise interrupted
-    return RunResult(run=run, summary=summary, calls=counts["calls"])
+    return RunResult(run=run, summary=summary, calls=counts.calls, failures=failures.lines,
+                     warnings=warnings)
 
 
 def _chain_models(options: RunOptions, results_dir: Path) -> list[Model]:
