@@ -163,12 +163,15 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
     cap = CostCap(options.max_cost_usd)
     models = [resolve_model(m) for m in model_ids]
     models += _chain_models(options, Path(results_dir))
-    options = resolve_executor(options, models)
+    # a model without its key makes no call: it must not start worker processes either
+    not_ready = {m.name: reason for m in models if m.remote and (reason := m.not_ready())}
+    options = resolve_executor(options, [m for m in models if m.name not in not_ready])
     prestarted = False
     if options.executor == "processes":  # workers import litellm while the tasks load
         from slmbench.runner.process_pool import prestart_pool, worker_count
 
-        prestarted = prestart_pool(worker_count(options), models)
+        prestarted = prestart_pool(worker_count(options),
+                                   [m for m in models if m.name not in not_ready])
     tasks = load_tasks(task_paths, options.limit, options.shard)
     if prestarted:  # this process mostly waits on the workers from here
         _import_in_background(SUMMARY_MODULES)
@@ -230,7 +233,7 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
             if not model.remote or model is partial:
                 continue
             names = [t.spec.name for t in tasks if model.supports(t.spec.kind)]
-            reason = model.not_ready()
+            reason = not_ready.get(model.name)
             if reason is not None:
                 fail(model, reason, names)
                 continue
