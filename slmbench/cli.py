@@ -42,8 +42,9 @@ def run(
     executor: Annotated[str, typer.Option(
         help="Who makes the calls: auto (processes when an API model runs on a machine with "
         "more than one core, else local), local (this process), processes (API calls in "
-        "worker processes sharing one --concurrency window) or ray (actors on a Ray cluster; "
-        'pip install "slmbench[ray]").')] = "auto",
+        "worker processes sharing one --concurrency window), ray (actors on a Ray cluster; "
+        'pip install "slmbench[ray]"), or the name of an executor plugin '
+        "(entry points 'slmbench.executors').")] = "auto",
     workers: Annotated[int | None, typer.Option(
         help="Worker processes of --executor processes (default: one per core; auto: at most "
         "4), or Ray workers (default: one per CPU of the cluster, one per GPU for "
@@ -288,10 +289,10 @@ def validate(tasks: Annotated[list[Path], typer.Argument(help="Task YAML files."
 
 @app.command("schema")
 def schema() -> None:
-    """Print the JSON Schema of the task YAML format."""
-    from importlib import resources
+    """Print the JSON Schema of the task YAML format (with the installed task kind plugins)."""
+    from slmbench.tasks.schema import schema_text
 
-    typer.echo(resources.files("slmbench.tasks").joinpath("task.schema.json").read_text())
+    typer.echo(schema_text(), nl=False)
 
 
 from slmbench import cli_reports; cli_reports.register(app)  # noqa: E402, E702, I001

@@ -48,7 +48,7 @@ def test_gpu_offload_gives_the_cpu_answers(tmp_path):
     gpu, result = _rows(tmp_path / "gpu", "llamacpp:smollm2?n_gpu_layers=-1")
     assert len(cpu) == len(gpu) == N_ITEMS
     info = result.run.read_manifest()["models"]["llamacpp:smollm2"]
-    assert info["gpu_offload"] is True and info["settings"]["n_gpu_layers"] == -1
+    assert info["capabilities"]["gpu_offload"] is True and info["settings"]["n_gpu_layers"] == -1
     same = sum(cpu[i]["answer"] == gpu[i]["answer"] for i in cpu)
     # kernels differ in rounding; a near-tie may flip, a systematic difference may not
     assert same >= N_ITEMS - 1, f"only {same}/{N_ITEMS} answers agree"

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
+
+# defined with the other stored records; imported from here by backends and plugins
+from slmbench.records import Completion, Request
+
+__all__ = ["PRICING_HOURLY", "PRICING_TOKENS", "Completion", "Model", "Request",
+           "semantic_settings"]
 
 if TYPE_CHECKING:
     from slmbench.tasks.loading import LoadedTask
@@ -19,34 +24,6 @@ if TYPE_CHECKING:
 # How a model is paid for: per token from a price sheet, or per hour of the hardware it runs on.
 PRICING_TOKENS = "tokens"
 PRICING_HOURLY = "hourly"
-
-
-@dataclass(frozen=True)
-class Request:
-    messages: list[dict[str, str]]
-    text: str
-    choices: tuple[str, ...] | None = None
-    json_schema: dict[str, Any] | None = None
-    max_tokens: int = 64
-
-
-@dataclass
-class Completion:
-    text: str
-    latency_s: float
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-    token_source: str = "none"  # provider | gguf | tiktoken | none
-    cached_tokens_in: int | None = None
-    confidence: float | None = None
-    confidence_source: str | None = None  # label-logprob | token-logprob | classifier-proba
-    extra: dict[str, Any] = field(default_factory=dict)
-    #: why generation stopped: "stop", "length" (the output budget ran out), "content_filter"…
-    finish_reason: str | None = None
-    #: hidden reasoning tokens, a part of ``tokens_out`` (billed as output by every provider)
-    reasoning_tokens: int | None = None
-    #: input tokens written to the provider's prompt cache, a part of ``tokens_in``
-    cache_write_tokens: int | None = None
 
 
 #: settings that change how fast or where a model is called, never what it answers
@@ -88,6 +65,18 @@ class Model(ABC):
     #: and, for litellm, an event loop of its own per thread. None: calls run in threads.
     acomplete: ClassVar[Callable[..., Awaitable[Completion]] | None] = None
 
+    # Capabilities: what the runner and the pricing may rely on, declared here so that a
+    # backend that says nothing is described by these defaults in the manifest (see
+    # :meth:`capabilities`), visibly, rather than by a describe() key someone forgot. A
+    # backend whose capability depends on its settings sets the attribute in ``__init__``.
+    #: runs (partly) on a GPU: an hourly price then needs the GPU machine's rate, and a Ray
+    #: worker a GPU
+    gpu_offload: bool = False
+    #: answers carry a confidence from the model's own token probabilities
+    logprobs: bool = False
+    #: the answer is held to the task's closed label set or JSON schema while it is generated
+    structured_output: bool = False
+
     def __init__(self, name: str, settings: dict[str, Any]) -> None:
         self.name = name
         self.settings = dict(settings)
@@ -124,10 +113,19 @@ class Model(ABC):
     def complete(self, request: Request) -> Completion:
         """Answer one item. Raise :class:`~slmbench.errors.ModelCallError` on failure."""
 
+    def capabilities(self) -> dict[str, Any]:
+        """The capability attributes as the manifest records them (``async``: has
+        :attr:`acomplete`); stored runs are priced from this record, not from the class."""
+        return {"pricing": self.pricing, "gpu_offload": bool(self.gpu_offload),
+                "logprobs": bool(self.logprobs),
+                "structured_output": bool(self.structured_output),
+                "async": self.acomplete is not None}
+
     def describe(self) -> dict[str, Any]:
         """What goes in the manifest: enough to reproduce the run, never a secret."""
         return {"name": self.name, "backend": type(self).__module__.rsplit(".", 1)[-1],
-                "pricing": self.pricing, "settings": self.settings}
+                "pricing": self.pricing, "settings": self.settings,
+                "capabilities": self.capabilities()}
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release weights, sessions, threads."""

@@ -71,6 +71,9 @@ class ChainModel(Model):
         self.classifier = classifier
         self.extractor = extractor
         self.thread_safe = classifier.thread_safe and extractor.thread_safe
+        # each step is priced on its own record (describe()["steps"]); this one says where
+        # the pipeline as a whole runs
+        self.gpu_offload = classifier.gpu_offload or extractor.gpu_offload
         self.cache_path = cache_path
         self._cache: Any = None
         self._classify: Any = None  # ItemScorer of the classification step

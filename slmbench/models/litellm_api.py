@@ -129,6 +129,9 @@ class LiteLLMModel(Model):
         self.litellm_id = name
         self._litellm: Any = None
         self.contract = resolve_contract(name, self.settings, given)
+        # what is sent (the contract drops what the provider would reject)
+        self.logprobs = self.contract.logprobs
+        self.structured_output = self.contract.structured
 
     def output_budget(self, request: Request) -> int:
         return self.contract.output_budget(request.max_tokens)

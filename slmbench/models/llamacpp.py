@@ -169,6 +169,10 @@ class LlamaCppModel(Model):
         self.path = path
         self.parallel = settings.get("instances", 1)
         self.thread_safe = self.parallel > 1  # one context per thread, see _context
+        self.gpu_offload = settings.get("n_gpu_layers", 0) != 0
+        # the constrained path: label probabilities over the choice trie, a JSON grammar
+        self.logprobs = self.structured_output = (
+            settings.get("decoding", "constrained") == "constrained")
         self._llm: Any = None
         self._free: Any = None  # queue.Queue of idle contexts (instances > 1)
         self._contexts: list[Any] = []
@@ -180,7 +184,6 @@ class LlamaCppModel(Model):
         info = super().describe()
         info["gguf"] = self.path.name
         info["gguf_bytes"] = self.path.stat().st_size
-        info["gpu_offload"] = self.settings["n_gpu_layers"] != 0
         return info
 
     # -- loading -------------------------------------------------------------------------

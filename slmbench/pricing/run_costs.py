@@ -26,6 +26,7 @@ from typing import Any
 from slmbench.errors import InputError
 from slmbench.pricing.cost import hourly_cost, summarize_costs, token_cost
 from slmbench.pricing.sheets import PriceBook, TokenPrice, default_pricing_dirs, load_pricebook
+from slmbench.records import ResultRow
 
 DEFAULT_CPU_HARDWARE = "aws-c7i.large"
 STALE_AFTER_DAYS = 90
@@ -67,6 +68,16 @@ def load_book(options: PricingOptions) -> PriceBook:
     return load_pricebook(dirs)
 
 
+def offloads_to_gpu(model_info: dict[str, Any]) -> bool:
+    """Whether a manifest's model record says the model ran on a GPU: its ``capabilities``
+    (``Model.gpu_offload``), or for a run stored before capabilities were recorded, the
+    llama.cpp backend's own ``gpu_offload`` key, so that an old run prices as it did."""
+    capabilities = model_info.get("capabilities")
+    if isinstance(capabilities, dict) and "gpu_offload" in capabilities:
+        return bool(capabilities["gpu_offload"])
+    return bool(model_info.get("gpu_offload"))
+
+
 class CostColumns:
     """What costing reads of one task × model's rows, column by column (numpy arrays in row
     order): a columnar summary (:mod:`slmbench.store.columns`) hands these over instead of a
@@ -99,7 +110,7 @@ class CostColumns:
 
 
 class RowCostColumns(CostColumns):
-    def __init__(self, rows: Sequence[dict[str, Any]]) -> None:
+    def __init__(self, rows: Sequence[ResultRow]) -> None:
         self.rows = rows
 
     def __len__(self) -> int:
@@ -171,7 +182,7 @@ class RunCoster:
                            for p, s in self.book.sheets_used]}
 
     def item_costs_and_basis(self, model: str, model_info: dict[str, Any],
-                             rows: Sequence[dict[str, Any]] | CostColumns,
+                             rows: Sequence[ResultRow] | CostColumns,
                              timings: Sequence[dict[str, Any]]) -> tuple[Any, dict[str, Any]]:
         """USD of each row (in ``rows``' order) and how they were priced (``pricing`` of a
         summary entry). Unpriced: every cost is ``None``. Row dicts give a list; the
@@ -192,13 +203,13 @@ class RunCoster:
         return [None] * len(cols), basis
 
     def item_costs(self, model: str, model_info: dict[str, Any],
-                   rows: Sequence[dict[str, Any]] | CostColumns,
+                   rows: Sequence[ResultRow] | CostColumns,
                    timings: Sequence[dict[str, Any]]) -> Any:
         """USD of each row, priced exactly as :meth:`price` prices the group (None: unpriced)."""
         return self.item_costs_and_basis(model, model_info, rows, timings)[0]
 
     def price(self, model: str, model_info: dict[str, Any],
-              rows: Sequence[dict[str, Any]] | CostColumns,
+              rows: Sequence[ResultRow] | CostColumns,
               timings: Sequence[dict[str, Any]]) -> dict[str, Any]:
         costs, source = self.item_costs_and_basis(model, model_info, rows, timings)
         n_correct = (rows.n_correct() if isinstance(rows, CostColumns)
@@ -269,7 +280,7 @@ class RunCoster:
             rate_info = {"hardware": "--hourly", "usd_per_hour": usd_per_hour}
         else:
             machine = self.options.hardware
-            if machine is None and model_info.get("gpu_offload"):
+            if machine is None and offloads_to_gpu(model_info):
                 self._warn(f"{model} is unpriced: it offloads to a GPU; give --hardware or "
                            "--hourly")
                 return None, {"basis": "hourly", "priced": False}
@@ -294,7 +305,7 @@ class RunCoster:
         """Record a pricing warning once (shown under the leaderboard and in the summary)."""
         self._warn(message)
 
-    def _chain(self, model_info: dict[str, Any], rows: Sequence[dict[str, Any]],
+    def _chain(self, model_info: dict[str, Any], rows: Sequence[ResultRow],
                timings: Sequence[dict[str, Any]]) -> tuple[list[float | None], dict[str, Any]]:
         """A classify → extract pipeline: the sum over its steps (each row's ``steps``), each
         priced with that step model's own basis. Hourly steps divide by the concurrency the

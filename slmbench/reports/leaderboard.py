@@ -397,7 +397,7 @@ def _label_rows(entry: dict[str, Any]) -> list[list[Any]]:
     return out
 
 
-def _reliability_part(entry: dict[str, Any]) -> list[str]:
+def reliability_part(entry: dict[str, Any]) -> list[str]:
     """Markdown of a model's confidence calibration: ECE and the non-empty reliability bins
     (nothing when no row has a confidence)."""
     n_conf = entry.get("n_confidence") or 0
@@ -414,7 +414,12 @@ def _reliability_part(entry: dict[str, Any]) -> list[str]:
                            ["l", "r", "r", "r"])]
 
 
-def _cascade_part(entry: dict[str, Any]) -> str:
+def is_cascade(entry: dict[str, Any]) -> bool:
+    """A live cascade's entry (``run --cascade``), not a model's."""
+    return "threshold" in entry and "small" in entry
+
+
+def cascade_part(entry: dict[str, Any]) -> str:
     return (f"Run live: `{md_cell(entry['small'])}` answered all {entry['n_items']} items, "
             f"`{md_cell(entry['large'])}` the {entry['n_escalated']} "
             f"({fmt('accuracy', entry['escalated_share'])}) whose confidence was below "
@@ -423,81 +428,36 @@ def _cascade_part(entry: dict[str, Any]) -> str:
             + ". $ = small on every item + large on the escalated ones.\n")
 
 
-def _chain_table(rows: list[dict[str, Any]], multi: bool) -> str:
-    """Kind chain: pipelines and single calls side by side on the three figures that matter."""
-    head = (["run"] if multi else []) + [
-        "model", "intent accuracy", "intent macro-F1", "field P / R / F1", "exact match",
-        "$/1k items", "$/correct"]
-    body = []
-    for r in rows:
-        e = r["entry"]
-        body.append(([r["run_id"]] if multi else []) + [
-            r["model"], fmt("accuracy", e.get("intent_accuracy")),
-            fmt("f1", e.get("intent_macro_f1")),
-            " / ".join(fmt("f1", e.get(f"field_micro_{k}"))
-                       for k in ("precision", "recall", "f1")),
-            _cell("accuracy", r), _cell("usd_per_1k_items", r), _cell("usd_per_correct", r)])
-    return (md_table(head, body, ["l"] * (1 + multi) + ["r"] * 6)
-            + "\nExact match = the intent right and every field equal (the accuracy); field "
-            "F1 counts (field, value) pairs whatever the intent.\n")
+def label_parts(entry: dict[str, Any]) -> list[str]:
+    """Markdown of a label task's model: per-label figures, the most confused pairs, and the
+    calibration of its confidences."""
+    from slmbench.scoring.classification import most_confused
 
-
-def _chain_model_parts(entry: dict[str, Any]) -> list[str]:
-    """Kind chain, one model: its steps' costs (pipelines) and the per-field table."""
     parts = []
-    pricing = entry.get("pricing") or {}
-    if pricing.get("basis") == "chain":
-        steps = [f"{i}. `{md_cell(st.get('model'))}` on {st.get('items')} items, "
-                 + ("unpriced" if st.get("total_usd") is None else _usd(st["total_usd"]))
-                 + f" ({st.get('basis')})" for i, st in enumerate(pricing.get("steps") or [], 1)]
-        parts.append("Pipeline steps (cost = their sum): " + "; ".join(steps) + ".\n")
-    fields = entry.get("per_field") or {}
-    parts.append(md_table(
-        ["field", "precision", "recall", "F1", "tp", "fp", "fn"],
-        [[name_, fmt("precision", m.get("precision")), fmt("recall", m.get("recall")),
-          fmt("f1", m.get("f1")), m.get("tp"), m.get("fp"), m.get("fn")]
-         for name_, m in fields.items() if m.get("tp") or m.get("fp") or m.get("fn")],
-        ["l"] + ["r"] * 6))
+    label_rows = _label_rows(entry)
+    if label_rows:
+        parts.append(md_table(["label", "precision", "recall", "F1", "support"],
+                              label_rows, ["l", "r", "r", "r", "r"]))
+    pairs = most_confused(entry["confusion"]) if entry.get("confusion") else []
+    if pairs:
+        parts.append("Most confused (gold → predicted):\n")
+        parts.append(md_table(["gold", "predicted", "count"],
+                              [[g, p, c] for g, p, c in pairs], ["l", "l", "r"]))
+    else:
+        parts.append("No confusions between labels.\n")
+    parts.extend(reliability_part(entry))
     return parts
 
 
 def _task_section(task: str, rows: list[dict[str, Any]], multi: bool) -> list[str]:
+    """A task's section: the kind's table of the task, then a part per model (the kind's, or
+    why the model failed). A kind no installed kind object knows is shown as labels."""
+    from slmbench.tasks.kinds import TaskKind, find_kind
+
     kind = rows[0]["kind"] or rows[0]["entry"].get("kind")
+    shown = find_kind(kind) or TaskKind()
     parts = [f"## {md_cell(task)} ({kind})\n"]
-    if kind == "routing":
-        paths = any("route_paths" in r["entry"] for r in rows)
-        head = (["run"] if multi else []) + ["model", "fallback rate",
-                                             "accuracy (fallback = miss)", "accuracy"]
-        if paths:
-            head += ["$ of model routes", "$/1k items incl. routes", "$/correct incl. routes"]
-
-        def path_cells(r: dict[str, Any]) -> list[str]:
-            entry = r["entry"]
-            if not paths:
-                return []
-            if r["failed"]:
-                return [failed_cell(r["failed"])] * 3
-            usd = [p["usd"] for p in (entry.get("route_paths") or {}).values()]
-            spent = None if not usd or None in usd else math.fsum(usd)
-            return ["unpriced" if spent is None else _usd(spent),
-                    fmt("usd_per_1k_items", entry.get("usd_per_1k_items_with_paths")),
-                    fmt("usd_per_correct", entry.get("usd_per_correct_with_paths"))]
-
-        parts.append(md_table(head, [
-            ([r["run_id"]] if multi else []) + [
-                r["model"], fmt("fallback_rate", r["entry"].get("fallback_rate")),
-                fmt("accuracy_fallback_as_miss", r["entry"].get("accuracy_fallback_as_miss")),
-                _cell("accuracy", r)] + path_cells(r) for r in rows],
-            ["l"] * (1 + multi) + ["r"] * (3 + 3 * paths)))
-        if paths:
-            routes = next(r["entry"]["route_paths"] for r in rows if "route_paths" in r["entry"])
-            parts.append("Routes that lead to a model are priced per routed item as that "
-                         "model's call on the item's text and an answer of "
-                         + ", ".join(f"{p['tokens_out']} tokens (`{md_cell(name)}` → "
-                                     f"`{md_cell(p['model'])}`)" for name, p in routes.items())
-                         + "; an estimate, the downstream call is not made.\n")
-    if kind == "chain":
-        parts.append(_chain_table(rows, multi))
+    parts.extend(shown.report_table(rows, multi))
     for r in rows:
         entry = r["entry"]
         name = f"{r['model']} (run {r['run_id']})" if multi else r["model"]
@@ -507,40 +467,7 @@ def _task_section(task: str, rows: list[dict[str, Any]], multi: bool) -> list[st
                          f"{r['n_errors'] or 0} of {r['n_items'] or 0} items are errors, and "
                          "none of its figures is a result.\n")
             continue
-        if kind == "chain":
-            parts.extend(_chain_model_parts(entry))
-        if "threshold" in entry and "small" in entry:
-            parts.append(_cascade_part(entry))
-            continue
-        if kind == "extraction":
-            parts.append(
-                f"JSON-valid {fmt('json_valid_rate', entry.get('json_valid_rate'))}, "
-                f"exact match {fmt('accuracy', entry.get('exact_match'))}, micro "
-                f"P/R/F1 {fmt('f1', entry.get('micro_precision'))} / "
-                f"{fmt('f1', entry.get('micro_recall'))} / "
-                f"{fmt('f1', entry.get('micro_f1'))}\n")
-            fields = entry.get("per_field") or {}
-            parts.append(md_table(
-                ["field", "precision", "recall", "F1", "tp", "fp", "fn"],
-                [[name_, fmt("precision", m.get("precision")), fmt("recall", m.get("recall")),
-                  fmt("f1", m.get("f1")), m.get("tp"), m.get("fp"), m.get("fn")]
-                 for name_, m in fields.items()], ["l"] + ["r"] * 6))
-            parts.extend(_reliability_part(entry))
-            continue
-        label_rows = _label_rows(entry)
-        if label_rows:
-            parts.append(md_table(["label", "precision", "recall", "F1", "support"],
-                                  label_rows, ["l", "r", "r", "r", "r"]))
-        from slmbench.scoring.classification import most_confused
-
-        pairs = most_confused(entry["confusion"]) if entry.get("confusion") else []
-        if pairs:
-            parts.append("Most confused (gold → predicted):\n")
-            parts.append(md_table(["gold", "predicted", "count"],
-                                  [[g, p, c] for g, p, c in pairs], ["l", "l", "r"]))
-        else:
-            parts.append("No confusions between labels.\n")
-        parts.extend(_reliability_part(entry))
+        parts.extend(shown.report_model(entry))
     return parts
 
 
@@ -607,13 +534,16 @@ def render_csv(summaries: Sequence[dict[str, Any]], sort: str | None = None) -> 
 def render_json(summaries: Sequence[dict[str, Any]], sort: str | None = None) -> str:
     rows = leaderboard_entries(summaries, sort)
     sections: dict[str, dict[str, Any]] = {}
+    from slmbench.tasks.kinds import find_kind
+
     for r in rows:
         e = r["entry"]
+        kind = find_kind(r["kind"])
         detail = {k: e.get(k) for k in ("per_class", "confusion", "per_field", "fallback_rate",
                                          "accuracy_fallback_as_miss", "json_valid_rate",
                                          "micro_precision", "micro_recall", "micro_f1",
                                          "ece", "n_confidence", "n_no_confidence",
-                                         "reliability")
+                                         "reliability", *(kind.detail_keys if kind else ()))
                   if k in e}
         if e.get("confusion"):
             from slmbench.scoring.classification import most_confused

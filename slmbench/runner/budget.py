@@ -9,9 +9,12 @@ covers token-priced (API) models; local models cost wall time, which the cap doe
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
 from slmbench.errors import InputError, SlmbenchError
+
+if TYPE_CHECKING:
+    from slmbench.records import ResultRow
 
 
 class RunStopped(SlmbenchError):
@@ -49,7 +52,7 @@ class ErrorLimit:
     def reset(self) -> None:
         self.errors = self.seen = 0
 
-    def record(self, row: dict[str, Any]) -> str | None:
+    def record(self, row: ResultRow) -> str | None:
         """A reason to stop, or None."""
         self.seen += 1
         self.errors += bool(row.get("error"))

@@ -1,9 +1,17 @@
 """One task × model pair driven to its end, whichever executor makes the calls.
 
-Every executor (``local``, ``processes``, ``ray``) yields scored rows for a pair; this module is
-the one consumer of those rows, so that what happens to a row is written once: it is appended
-to items.jsonl, counted, checked against ``--max-errors`` and against fail-fast, and the pair's
-timing goes in the manifest. The pre-flight probe is a pair of one item run the same way.
+An executor (``local``, ``processes``, ``ray``, a plugin: runner/executors.py) owns only how
+calls are made: threads, an event loop, worker processes, actors, and their concurrency. What
+a request and its row owe the run is written here once, whichever executor runs:
+
+* :class:`PairAccounts`, before a call and after it: the response cache is read (a hit is
+  answered without a call), the request is admitted against ``--max-cost`` at its estimate,
+  and when its row comes back the completion goes to the cache, the cost cap is settled with
+  the row's real tokens and the pair's counters (fresh rows, latency sum) move. Cache and cost
+  cap stay in this process: executors whose calls run elsewhere ship the completion back.
+* :func:`drive_pair`, the one consumer of a pair's rows: each is appended to items.jsonl,
+  counted, checked against ``--max-errors`` and against fail-fast, and the pair's timing goes
+  in the manifest. The pre-flight probe is a pair of one item run the same way.
 
 **Pre-flight.** A model behind a paid API can be unable to answer any item: no key in the
 environment, a parameter the model rejects, a model name the provider does not serve. Without
@@ -25,15 +33,115 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slmbench.models import Model
-from slmbench.runner.budget import ErrorLimit
+from slmbench.models.base import PRICING_TOKENS
+from slmbench.records import Completion, Manifest, Request, ResultRow
+from slmbench.runner.budget import CostCap, ErrorLimit
+from slmbench.runner.cache import cache_key
 from slmbench.store.manifest import now_iso
 from slmbench.tasks import Item, LoadedTask
 
+if TYPE_CHECKING:
+    from slmbench.pricing.run_costs import RunCoster
+    from slmbench.runner.cache import ResponseCache
+    from slmbench.runner.items import ItemScorer
+
 #: identical permanent errors in a row that stop a task × model
 DEFAULT_FAIL_FAST = 5
+
+
+@dataclass(slots=True)
+class Admitted:
+    """A request the pair may send, reserved against ``--max-cost`` at ``estimate``; it is
+    settled (:meth:`PairAccounts.settle`) or released (:meth:`PairAccounts.release`) once."""
+
+    item: Item
+    request: Request
+    key: str | None  # its response-cache key (None: the model's answers are not cached)
+    estimate: float
+
+
+class PairAccounts:
+    """Cache, cost cap and counters of one task × model, whatever executor makes its calls.
+
+    Every executor calls :meth:`admit` for each item before sending it and :meth:`settle` for
+    each fresh row it yields, so that caching and ``--max-cost`` cannot differ between them.
+    ``stop_reason`` is the pair's: a refused admission sets it, and so do the row limits
+    (through the pair run's ``stop``); an executor sends nothing more once it is set.
+    """
+
+    def __init__(self, model: Model, scorer: ItemScorer, cache: ResponseCache | None,
+                 cap: CostCap, coster: RunCoster) -> None:
+        self.model = model
+        self.scorer = scorer
+        self.cache = cache if model.cacheable else None
+        self.cap = cap
+        # priced only when a cap needs it: the estimate costs a token count per request
+        self.price = (coster.book.lookup(model.name, coster.on)
+                      if model.pricing == PRICING_TOKENS and cap.cap is not None else None)
+        self.stop_reason: str | None = None
+        self.fresh = 0
+        self.latency_sum = 0.0
+
+    def stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def admit(self, item: Item) -> tuple[ResultRow | None, Admitted | None]:
+        """``(row, None)``: the cache answered, yield the row; ``(None, admitted)``: send it;
+        ``(None, None)``: ``--max-cost`` refused it, and the pair is stopped."""
+        request = self.scorer.request(item)
+        key = cache_key(self.model, request) if self.cache is not None else None
+        hit = self.cache.get(key) if key is not None else None
+        if hit is not None:
+            row = self.scorer.row(self.model, item, hit, None, 0)
+            row["cached"] = True
+            return row, None
+        estimate = self._estimate(request)
+        if not self.cap.admit(estimate):
+            self.stop(f"--max-cost reached ({self.cap.status()})")
+            return None, None
+        return None, Admitted(item, request, key, estimate)
+
+    def settle(self, admitted: Admitted, row: ResultRow, completion: Completion | None
+               ) -> ResultRow:
+        """The fresh row of ``admitted`` came back (``completion``: its answer, None on an
+        error or when the executor did not ship it because nothing caches it)."""
+        if completion is not None and admitted.key is not None and self.cache is not None:
+            self.cache.put(admitted.key, completion)
+        self.cap.settle(admitted.estimate, self._actual(row))
+        self.fresh += 1
+        self.latency_sum += row["latency_s"] or 0.0
+        return row
+
+    def release(self, admitted: Admitted, *, maybe_paid: bool) -> None:
+        """``admitted`` will bring no row (its worker is gone): its reservation is freed, or,
+        when the call may have been made and paid for, spent at its estimate (an upper bound).
+        A re-dispatched item is admitted again."""
+        self.cap.settle(admitted.estimate, admitted.estimate if maybe_paid else 0.0)
+
+    def _estimate(self, request: Request) -> float:
+        if self.price is None:
+            return 0.0
+        from slmbench.models.tokens import count_messages
+        from slmbench.pricing.cost import token_cost
+
+        return token_cost(self.price, count_messages(request.messages),
+                          self.model.output_budget(request))
+
+    def _actual(self, row: ResultRow) -> float:
+        if self.price is None:
+            return 0.0
+        from slmbench.pricing.cost import token_cost
+
+        tokens_in = int(row["tokens_in"] or 0)
+        cached = min(int(row.get("cached_tokens_in") or 0), tokens_in)
+        writes = min(int(row.get("cache_write_tokens") or 0), tokens_in - cached)
+        # what the summary will bill: cache reads and writes at their own prices
+        return token_cost(self.price, tokens_in, int(row["tokens_out"] or 0), cached_in=cached,
+                          cache_write_in=writes)
 
 
 class FailFast:
@@ -44,7 +152,7 @@ class FailFast:
         self.reason: str | None = None
         self.count = 0
 
-    def record(self, row: dict[str, Any]) -> str | None:
+    def record(self, row: ResultRow) -> str | None:
         error = row.get("error")
         if not error or not row.get("error_permanent"):
             self.reason, self.count = None, 0
@@ -64,7 +172,7 @@ class Failures:
     lines: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, manifest: dict[str, Any], running: Iterable[str]) -> Failures:
+    def of(cls, manifest: Manifest, running: Iterable[str]) -> Failures:
         """The stored failures, less those of models this invocation runs again."""
         again = set(running)
         kept = [f for f in manifest.get("failures") or []
@@ -89,7 +197,7 @@ class PairCounts:
     cached: int = 0
 
 
-def drive_pair(pair: Any, items: list[Item], append: Callable[[dict[str, Any]], None],
+def drive_pair(pair: Any, items: list[Item], append: Callable[[ResultRow], None],
                counts: PairCounts, progress: Any, errors: ErrorLimit,
                fail_fast: FailFast) -> str | None:
     """Run ``items`` through ``pair`` (an executor's pair run), writing each row as it comes;

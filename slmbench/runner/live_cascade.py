@@ -12,9 +12,12 @@ equals its simulation on the same rows by construction and ``report`` can recomp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slmbench.errors import InputError
+
+if TYPE_CHECKING:
+    from slmbench.records import ResultRow
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ def manifest_entry(spec: CascadeSpec, small_name: str, large_name: str) -> dict[
             "escalate_invalid": spec.escalate_invalid}
 
 
-def escalated_ids(rows: list[dict[str, Any]], task: str, small_name: str,
+def escalated_ids(rows: list[ResultRow], task: str, small_name: str,
                   spec: CascadeSpec) -> set[str]:
     """Item ids of ``task`` the small model's stored rows send to the large model."""
     from slmbench.scoring.escalation import escalates

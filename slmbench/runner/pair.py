@@ -1,7 +1,8 @@
-"""One task × model pair run in this process: cache lookups, cost admission, parallel calls.
+"""The ``local`` executor: the calls of one task × model pair made in this process.
 
-This is the default executor. Other executors (Ray, worker processes) produce rows for a pair
-with the same attributes, so ``run_benchmark`` stays the single writer whatever runs the calls.
+:class:`PairRun` is also the base of every executor (runner/executors.py): the attributes
+``run_benchmark`` and the manifest's timings read, the registry's hooks with their defaults,
+and the local call loops that other executors fall back on for models they do not take.
 
 Two ways to run the calls in parallel, picked per model:
 
@@ -12,9 +13,9 @@ Two ways to run the calls in parallel, picked per model:
   writes a row the loop is paused and answers wait in the socket buffers.
 * any other thread-safe model runs in a thread pool of ``concurrency`` threads.
 
-Either way the AIMD window (runner/retry.py) caps the calls in flight, the response cache is
-read before a call and written after a success, and the cost cap admits each request before it
-is sent and settles it with the real tokens when its row comes back.
+Either way the AIMD window (runner/retry.py) caps the calls in flight; cache lookups, cost
+admission and settling go through the pair's accounts (runner/dispatch.py), as in every
+executor.
 """
 
 from __future__ import annotations
@@ -26,19 +27,23 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from slmbench.models import Model
-from slmbench.models.base import PRICING_TOKENS, Request
-from slmbench.pricing.run_costs import RunCoster
-from slmbench.runner.budget import CostCap
-from slmbench.runner.cache import ResponseCache, cache_key
-from slmbench.runner.items import ItemScorer, call_model
-from slmbench.runner.retry import AdaptiveWindow, CongestionSignals, RetryPolicy, acall_with_retries
+from slmbench.records import Completion, Request, ResultRow
+from slmbench.runner.dispatch import Admitted, PairAccounts
+from slmbench.runner.items import ItemScorer
+from slmbench.runner.retry import (
+    AdaptiveWindow,
+    CongestionSignals,
+    RetryPolicy,
+    acall_with_retries,
+    call_with_retries,
+)
 from slmbench.tasks import Item, LoadedTask
 
 if TYPE_CHECKING:
-    from slmbench.runner.run import RunOptions
+    from slmbench.runner.executors import ExecutorOptions, Host
 
 
 def _own_event_loop() -> None:
@@ -113,14 +118,23 @@ def close_event_loop(loop: asyncio.AbstractEventLoop) -> None:
             loop.close()
 
 
+def call_item(model: Model, scorer: ItemScorer, item: Item, request: Request,
+              policy: RetryPolicy, window: CongestionSignals | None = None
+              ) -> tuple[ResultRow, Completion | None]:
+    """One fresh model call (with retries) → (scored row, completion or None).
+
+    The completion goes back with the row, for the pair's accounts to cache in the process
+    that owns the cache (runner/dispatch.py), wherever the call ran.
+    """
+    comp, error, attempts, permanent = call_with_retries(lambda: model.complete(request),
+                                                         policy, window=window)
+    return scorer.row(model, item, comp, error, attempts, permanent), comp
+
+
 async def acall_model(model: Model, scorer: ItemScorer, item: Item, request: Request,
                       policy: RetryPolicy, window: CongestionSignals | None = None
-                      ) -> tuple[dict[str, Any], Any]:
-    """One fresh model call on the event loop (with retries) → (scored row, completion or None).
-
-    The asyncio sibling of ``runner.items.call_model``; the caller writes the cache, so that
-    the cache stays in the process that owns it (see runner/process_pool.py).
-    """
+                      ) -> tuple[ResultRow, Completion | None]:
+    """:func:`call_item` on the event loop, through ``Model.acomplete``."""
     comp, error, attempts, permanent = await acall_with_retries(
         lambda: model.acomplete(request), policy, window=window)
     return scorer.row(model, item, comp, error, attempts, permanent), comp
@@ -130,81 +144,80 @@ async def acall_model(model: Model, scorer: ItemScorer, item: Item, request: Req
 
 
 class PairRun:
-    """Items of one task × model: cache lookups, cost admission, (parallel) calls."""
+    """Items of one task × model, called in this process (threads or one event loop).
 
-    def __init__(self, model: Model, scorer: ItemScorer, options: RunOptions,
-                 cache: ResponseCache | None, cap: CostCap, coster: RunCoster) -> None:
+    What ``run_benchmark`` reads of any executor: ``rows(items)``, ``prepare``, ``stop``,
+    ``stop_reason``, ``fresh``, ``latency_sum`` (these three from the accounts), ``wall_s``,
+    ``workers`` (calls at once) and ``window`` (its ``smallest`` and ``decreases``).
+    """
+
+    def __init__(self, task: LoadedTask, model: Model, scorer: ItemScorer,
+                 options: ExecutorOptions, accounts: PairAccounts) -> None:
+        self.task = task
         self.model = model
         self.scorer = scorer
         self.options = options
-        self.cache = cache if model.cacheable else None
-        self.cap = cap
-        self.price = (coster.book.lookup(model.name, coster.on)
-                      if model.pricing == PRICING_TOKENS and cap.cap is not None else None)
+        self.accounts = accounts
         self.workers = (min(options.concurrency, model.parallel or options.concurrency)
                         if model.thread_safe else 1)
         self.window = AdaptiveWindow(self.workers)
-        self.stop_reason: str | None = None
-        self.fresh = 0
-        self.latency_sum = 0.0
         self.wall_s = 0.0
 
+    # -- registry hooks (runner/executors.py); the local executor runs anywhere, anything
+
+    @classmethod
+    def available(cls, host: Host) -> str | None:
+        """Why this executor cannot run on ``host`` (None: it can)."""
+        return None
+
+    @classmethod
+    def resolve(cls, options: ExecutorOptions, models: list[Model], host: Host
+                ) -> ExecutorOptions | None:
+        """The options ``--executor auto`` would run this run with here; None: pass."""
+        return None
+
+    @classmethod
+    def check(cls, options: ExecutorOptions, models: list[Model]) -> None:
+        """Raise InputError for what cannot work, before the run folder is made."""
+
+    @classmethod
+    def prestart(cls, options: ExecutorOptions, models: list[Model]) -> bool:
+        """Start slow set-up while the tasks load; True when something was started."""
+        return False
+
+    # -- the pair's state, kept by its accounts
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.accounts.stop_reason
+
+    @property
+    def fresh(self) -> int:
+        return self.accounts.fresh
+
+    @property
+    def latency_sum(self) -> float:
+        return self.accounts.latency_sum
+
     def stop(self, reason: str) -> None:
-        if self.stop_reason is None:
-            self.stop_reason = reason
+        self.accounts.stop(reason)
 
     def prepare(self, task: LoadedTask) -> None:
         """Get the model ready in this process, before the first item (executors whose
         calls run elsewhere leave it to the process that calls)."""
         self.model.prepare(task)
 
-    def _estimate(self, request: Any) -> float:
-        if self.price is None:
-            return 0.0
-        from slmbench.models.tokens import count_messages
-        from slmbench.pricing.cost import token_cost
-
-        return token_cost(self.price, count_messages(request.messages),
-                          self.model.output_budget(request))
-
-    def _actual(self, row: dict[str, Any]) -> float:
-        if self.price is None:
-            return 0.0
-        from slmbench.pricing.cost import token_cost
-
-        tokens_in = int(row["tokens_in"] or 0)
-        cached = min(int(row.get("cached_tokens_in") or 0), tokens_in)
-        writes = min(int(row.get("cache_write_tokens") or 0), tokens_in - cached)
-        # what the summary will bill: cache reads and writes at their own prices
-        return token_cost(self.price, tokens_in, int(row["tokens_out"] or 0), cached_in=cached,
-                          cache_write_in=writes)
-
-    def rows(self, items: list[Item]) -> Iterator[dict[str, Any]]:
+    def rows(self, items: list[Item]) -> Iterator[ResultRow]:
         """Yield rows as items complete; the caller is the single writer."""
         if has_async_path(self.model) and not _loop_running():
             return self._async_rows(items)
         return self._thread_rows(items)
 
-    def _admit(self, item: Item) -> tuple[dict[str, Any] | None, Request, str | None, float]:
-        """Cache lookup and cost admission for one item: (cached row or None, request, cache
-        key, cost estimate); a refused admission stops the pair (estimate -1)."""
-        request = self.scorer.request(item)
-        key = cache_key(self.model, request) if self.cache is not None else None
-        hit = self.cache.get(key) if key is not None else None
-        if hit is not None:
-            row = self.scorer.row(self.model, item, hit, None, 0)
-            row["cached"] = True
-            return row, request, key, 0.0
-        estimate = self._estimate(request)
-        if not self.cap.admit(estimate):
-            self.stop(f"--max-cost reached ({self.cap.status()})")
-            return None, request, key, -1.0
-        return None, request, key, estimate
-
-    def _thread_rows(self, items: list[Item]) -> Iterator[dict[str, Any]]:
+    def _thread_rows(self, items: list[Item]) -> Iterator[ResultRow]:
         started = time.perf_counter()
         model, scorer, policy = self.model, self.scorer, self.options.retry
-        pending: dict[Future, float] = {}
+        accounts = self.accounts
+        pending: dict[Future, Admitted] = {}
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="slmbench",
                                   initializer=_own_event_loop) if self.workers > 1 else None
         queue = iter(items)
@@ -212,39 +225,39 @@ class PairRun:
             while True:
                 # submit until the window is full, answering cache hits on the spot
                 limit = self.window.current if pool is not None else 1
-                while self.stop_reason is None and len(pending) < limit:
+                while accounts.stop_reason is None and len(pending) < limit:
                     item = next(queue, None)
                     if item is None:
                         break
-                    cached, request, key, estimate = self._admit(item)
+                    cached, admitted = accounts.admit(item)
                     if cached is not None:
                         yield cached
                         continue
-                    if estimate < 0:
+                    if admitted is None:
                         break
-                    args = (model, scorer, item, request, policy, self.cache, key, self.window)
+                    args = (model, scorer, item, admitted.request, policy, self.window)
                     if pool is None:
-                        row = call_model(*args)
-                        yield self._settle(row, estimate)
+                        yield accounts.settle(admitted, *call_item(*args))
                         continue
-                    pending[pool.submit(call_model, *args)] = estimate
+                    pending[pool.submit(call_item, *args)] = admitted
                 if not pending:
                     break
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    yield self._settle(fut.result(), pending.pop(fut))
+                    yield accounts.settle(pending.pop(fut), *fut.result())
         finally:
             if pool is not None:
                 # on Ctrl-C: queued calls are cancelled, in-flight ones are not waited for
                 pool.shutdown(wait=not pending, cancel_futures=True)
             self.wall_s = time.perf_counter() - started
 
-    def _async_rows(self, items: list[Item]) -> Iterator[dict[str, Any]]:
+    def _async_rows(self, items: list[Item]) -> Iterator[ResultRow]:
         started = time.perf_counter()
         model, scorer, policy, window = self.model, self.scorer, self.options.retry, self.window
+        accounts = self.accounts
         loop = pair_event_loop()
-        # call task → (cost estimate, cache key); finished tasks queue up in `done`
-        inflight: dict[asyncio.Task, tuple[float, str | None]] = {}
+        # call task → its admitted request; finished tasks queue up in `done`
+        inflight: dict[asyncio.Task, Admitted] = {}
         done: deque[asyncio.Task] = deque()
         waiter: list[asyncio.Future | None] = [None]
 
@@ -257,20 +270,20 @@ class PairRun:
         queue = iter(items)
         try:
             while True:
-                while self.stop_reason is None and len(inflight) < window.current:
+                while accounts.stop_reason is None and len(inflight) < window.current:
                     item = next(queue, None)
                     if item is None:
                         break
-                    cached, request, key, estimate = self._admit(item)
+                    cached, admitted = accounts.admit(item)
                     if cached is not None:
                         yield cached
                         continue
-                    if estimate < 0:
+                    if admitted is None:
                         break
-                    task = loop.create_task(acall_model(model, scorer, item, request, policy,
-                                                        window))
+                    task = loop.create_task(acall_model(model, scorer, item, admitted.request,
+                                                        policy, window))
                     task.add_done_callback(finished)
-                    inflight[task] = (estimate, key)
+                    inflight[task] = admitted
                 if not inflight:
                     break
                 if not done:
@@ -279,11 +292,7 @@ class PairRun:
                     waiter[0] = None
                 while done:
                     task = done.popleft()
-                    estimate, key = inflight.pop(task)
-                    row, comp = task.result()
-                    if comp is not None and self.cache is not None and key is not None:
-                        self.cache.put(key, comp)
-                    yield self._settle(row, estimate)
+                    yield accounts.settle(inflight.pop(task), *task.result())
         finally:
             waiter[0] = None
             if inflight:  # Ctrl-C or the caller stopped early: calls in flight are dropped
@@ -293,12 +302,6 @@ class PairRun:
                 with contextlib.suppress(BaseException):
                     loop.run_until_complete(asyncio.gather(*inflight, return_exceptions=True))
             self.wall_s = time.perf_counter() - started
-
-    def _settle(self, row: dict[str, Any], estimate: float) -> dict[str, Any]:
-        self.cap.settle(estimate, self._actual(row))
-        self.fresh += 1
-        self.latency_sum += row["latency_s"] or 0.0
-        return row
 
 
 def _loop_running() -> bool:

@@ -8,9 +8,10 @@ items this process feeds them; each worker scores its answers and streams the ro
 
 Who does what
 -------------
-* This process (the parent) builds each request, answers cache hits, admits each request
-  against the cost cap, picks a worker, and on the way back writes the response cache, settles
-  the cost and yields the row. The cache, the cost cap and the writer never leave it.
+* This process (the parent) admits each item through the pair's accounts (runner/dispatch.py:
+  request, cache hit answered on the spot, cost cap), picks a worker, and on the way back
+  settles the row through the same accounts (cache write, real cost) and yields it. The cache,
+  the cost cap and the writer never leave it.
 * A worker makes the calls, with the same retry policy and Retry-After handling as the
   in-process path (``acall_with_retries``), and scores the answer.
 
@@ -68,7 +69,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,16 +82,21 @@ from slmbench.tasks import Item, LoadedTask
 if TYPE_CHECKING:
     import asyncio
 
-    from slmbench.pricing.run_costs import RunCoster
-    from slmbench.runner.budget import CostCap
-    from slmbench.runner.cache import ResponseCache
+    from slmbench.records import ResultRow
+    from slmbench.runner.dispatch import Admitted, PairAccounts
+    from slmbench.runner.executors import ExecutorOptions, Host
     from slmbench.runner.retry import RetryPolicy
-    from slmbench.runner.run import RunOptions
+
+    #: seq → (its admitted request, index of the worker it was sent to)
+    Inflight = dict[int, tuple[Admitted, int]]
 
 _HEADER = struct.Struct("!I")
 _RECV_BYTES = 1 << 20
 _READY_MAX = 256  # cache hits answered before the next round of yields (bounded memory)
 _BACKLOG_MIN = 2  # items a worker holds beyond its credit, so that a freed slot never waits
+#: most worker processes ``--executor auto`` starts: API calls stop gaining from more well
+#: before this
+AUTO_MAX_WORKERS = 4
 
 
 def _room(worker: _Worker) -> int:
@@ -259,7 +265,7 @@ def prestart_pool(n: int, models: list[Model]) -> bool:
     return True
 
 
-def worker_count(options: RunOptions) -> int:
+def worker_count(options: ExecutorOptions) -> int:
     return max(1, options.workers or usable_cores())
 
 
@@ -301,21 +307,41 @@ class ProcessPairRun(PairRun):
     process as with the local executor: their cost is the model, not the client.
     """
 
-    def __init__(self, model: Model, scorer: ItemScorer, options: RunOptions,
-                 cache: ResponseCache | None, cap: CostCap, coster: RunCoster) -> None:
-        super().__init__(model, scorer, options, cache, cap, coster)
+    def __init__(self, task: LoadedTask, model: Model, scorer: ItemScorer,
+                 options: ExecutorOptions, accounts: PairAccounts) -> None:
+        super().__init__(task, model, scorer, options, accounts)
         self.processes = worker_count(options)
+
+    @classmethod
+    def available(cls, host: Host) -> str | None:
+        # a worker inherits its socket by fd (subprocess pass_fds)
+        return None if host.posix else "needs a POSIX system (Linux, macOS); use local or ray"
+
+    @classmethod
+    def resolve(cls, options: ExecutorOptions, models: list[Model], host: Host
+                ) -> ExecutorOptions | None:
+        """Taken for auto when an API model is in the run and this process may use more than
+        one core: against a fast server one process's client CPU is the limit, and against a
+        slow API the workers cost only their start-up, which runs beside the task loading."""
+        if host.cores > 1 and any(goes_to_workers(m) for m in models):
+            return replace(options, workers=options.workers or min(host.cores,
+                                                                   AUTO_MAX_WORKERS))
+        return None
+
+    @classmethod
+    def prestart(cls, options: ExecutorOptions, models: list[Model]) -> bool:
+        return prestart_pool(worker_count(options), models)
 
     def prepare(self, task: LoadedTask) -> None:
         if not goes_to_workers(self.model):  # the workers prepare their own copy
             super().prepare(task)
 
-    def rows(self, items: list[Item]) -> Iterator[dict[str, Any]]:
+    def rows(self, items: list[Item]) -> Iterator[ResultRow]:
         if not goes_to_workers(self.model):
             return super().rows(items)
         return self._process_rows(items)
 
-    def _process_rows(self, items: list[Item]) -> Iterator[dict[str, Any]]:
+    def _process_rows(self, items: list[Item]) -> Iterator[ResultRow]:
         """Each round: refill the window (cache hits are answered on the spot), send the
         workers their batches, then yield the rows that are ready, then wait for more. The
         workers start the new calls while this process writes rows."""
@@ -326,11 +352,11 @@ class ProcessPairRun(PairRun):
         healthy = False
         task = self.scorer.task
         slim = LoadedTask(spec=task.spec, items=(), train=(), fingerprint=task.fingerprint)
+        accounts = self.accounts
         setup = ("setup", pair_id, self.model, slim, self.options.retry,
-                 self.cache is not None)
-        # seq → (item, request, cache key, cost estimate, worker index)
-        inflight: dict[int, tuple[Item, Any, str | None, float, int]] = {}
-        ready: list[dict[str, Any]] = []
+                 accounts.cache is not None)
+        inflight: Inflight = {}
+        ready: list[ResultRow] = []
         seqs = iter(range(len(items)))
         queue = iter(items)
         exhausted = False
@@ -345,7 +371,7 @@ class ProcessPairRun(PairRun):
             while True:
                 self._share_window(pool, pair_id, inflight)
                 batches: dict[int, list[tuple[int, Item, Any]]] = {}
-                while (self.stop_reason is None and not exhausted
+                while (accounts.stop_reason is None and not exhausted
                        and len(ready) < _READY_MAX):
                     worker = max(pool.alive, key=_room, default=None)
                     if worker is None or _room(worker) <= 0:
@@ -354,21 +380,21 @@ class ProcessPairRun(PairRun):
                     if item is None:
                         exhausted = True
                         break
-                    cached, request, key, estimate = self._admit(item)
+                    cached, admitted = accounts.admit(item)
                     if cached is not None:
                         ready.append(cached)
                         continue
-                    if estimate < 0:
+                    if admitted is None:
                         break
                     seq = next(seqs)
                     worker.inflight.add(seq)
-                    inflight[seq] = (item, request, key, estimate, worker.index)
-                    batches.setdefault(worker.index, []).append((seq, item, request))
+                    inflight[seq] = (admitted, worker.index)
+                    batches.setdefault(worker.index, []).append((seq, item, admitted.request))
                 self._send_batches(pool, pair_id, batches, inflight)
                 rows, ready = ready, []
                 yield from rows
                 if not inflight:
-                    if exhausted or self.stop_reason is not None:
+                    if exhausted or accounts.stop_reason is not None:
                         break
                     continue  # only cache hits so far: admit more
                 for message in self._receive(pool, pair_id, inflight):
@@ -379,18 +405,16 @@ class ProcessPairRun(PairRun):
                         entry = inflight.pop(seq, None)
                         if entry is None:
                             continue  # a row already received (a re-dispatched item)
-                        _, _, key, estimate, index = entry
+                        admitted, index = entry
                         pool.workers[index].inflight.discard(seq)
                         if row["error"] is None:
                             window.on_success()
-                        if comp is not None and self.cache is not None and key is not None:
-                            self.cache.put(key, comp)
-                        ready.append(self._settle(row, estimate))
+                        ready.append(accounts.settle(admitted, row, comp))
                 if not pool.alive and inflight:
                     self.stop(f"all {pool.n} worker processes exited; "
                               f"{len(inflight)} items in flight were not answered")
-                    for _, _, _, estimate, _ in inflight.values():
-                        self.cap.settle(estimate, 0.0)
+                    for admitted, _ in inflight.values():
+                        accounts.release(admitted, maybe_paid=False)
                     inflight.clear()
             healthy = not inflight
         finally:
@@ -401,7 +425,7 @@ class ProcessPairRun(PairRun):
             self.wall_s = time.perf_counter() - started
 
     def _send(self, pool: WorkerPool, worker: _Worker, message: Any, pair_id: int,
-              inflight: dict[int, tuple[Item, Any, str | None, float, int]]) -> bool:
+              inflight: Inflight) -> bool:
         """Send one message; a worker that is gone has its items sent to the others."""
         try:
             if not worker.alive:
@@ -414,13 +438,13 @@ class ProcessPairRun(PairRun):
 
     def _send_batches(self, pool: WorkerPool, pair_id: int,
                       batches: dict[int, list[tuple[int, Item, Any]]],
-                      inflight: dict[int, tuple[Item, Any, str | None, float, int]]) -> None:
+                      inflight: Inflight) -> None:
         """Send each worker its batch (a worker found gone hands its items on, see _lost)."""
         for index, batch in batches.items():
             self._send(pool, pool.workers[index], ("items", pair_id, batch), pair_id, inflight)
 
     def _share_window(self, pool: WorkerPool, pair_id: int,
-                      inflight: dict[int, tuple[Item, Any, str | None, float, int]]) -> None:
+                      inflight: Inflight) -> None:
         """Make the live workers' credits sum to the window, and send the ones that changed.
 
         Changed one credit at a time, never by a fresh even split: growth only adds (to the
@@ -455,7 +479,7 @@ class ProcessPairRun(PairRun):
                 return
 
     def _receive(self, pool: WorkerPool, pair_id: int,
-                 inflight: dict[int, tuple[Item, Any, str | None, float, int]]) -> list[Any]:
+                 inflight: Inflight) -> list[Any]:
         """Block until at least one worker has sent something; return its messages for this
         pair. A worker that hung up has its items in flight re-dispatched."""
         out: list[Any] = []
@@ -479,7 +503,7 @@ class ProcessPairRun(PairRun):
         return out
 
     def _lost(self, pool: WorkerPool, worker: _Worker, pair_id: int,
-              inflight: dict[int, tuple[Item, Any, str | None, float, int]]) -> None:
+              inflight: Inflight) -> None:
         pool.mark_dead(worker)
         orphans = sorted(worker.inflight)
         worker.inflight.clear()
@@ -489,9 +513,9 @@ class ProcessPairRun(PairRun):
         for seq in orphans:
             other = min(pool.alive, key=lambda w: len(w.inflight))
             other.inflight.add(seq)
-            item, request, key, estimate, _ = inflight[seq]
-            inflight[seq] = (item, request, key, estimate, other.index)
-            batches.setdefault(other.index, []).append((seq, item, request))
+            admitted, _ = inflight[seq]
+            inflight[seq] = (admitted, other.index)
+            batches.setdefault(other.index, []).append((seq, admitted.item, admitted.request))
         self._send_batches(pool, pair_id, batches, inflight)
 
 
@@ -553,14 +577,14 @@ class _Outbox:
     def __init__(self, writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop) -> None:
         self.writer = writer
         self.loop = loop
-        self.rows: dict[int, list[tuple[int, int, dict[str, Any], Any]]] = {}
+        self.rows: dict[int, list[tuple[int, int, ResultRow, Any]]] = {}
         self.scheduled = False
 
     def send(self, message: Any) -> None:
         if not self.writer.is_closing():
             self.writer.write(_frame(message))
 
-    def row(self, pair_id: int, seq: int, row: dict[str, Any], comp: Any) -> None:
+    def row(self, pair_id: int, seq: int, row: ResultRow, comp: Any) -> None:
         self.rows.setdefault(pair_id, []).append((pair_id, seq, row, comp))
         if not self.scheduled:
             self.scheduled = True

@@ -1,10 +1,11 @@
 """The Ray executor: one task × model pair spread over the actors of a Ray cluster.
 
 ``slmbench run ... --executor ray [--ray-address auto] [--workers N]``. The driver (this
-process) stays the single writer: it looks items up in the response cache, admits their
-estimated cost against ``--max-cost``, sends the rest in small batches to actors, and yields
-the scored rows as batches come back, so ``run_benchmark`` appends them exactly as it does for
-the in-process :class:`~slmbench.runner.pair.PairRun` and resume works unchanged.
+process) stays the single writer: it admits items through the pair's accounts
+(runner/dispatch.py: cache hits answered on the spot, ``--max-cost``), sends the rest in small
+batches to actors, and settles and yields the scored rows as batches come back, so
+``run_benchmark`` appends them exactly as it does for the in-process
+:class:`~slmbench.runner.pair.PairRun` and resume works unchanged.
 
 Design choices, and why:
 
@@ -48,7 +49,7 @@ Design choices, and why:
   with the same run id resumes.
 * **Cache on the driver.** The SQLite response cache lives on the driver's disk, which actors
   on other machines cannot reach: the driver answers hits before dispatching, and actors send
-  back the completions of fresh calls for the driver to store.
+  back the completions of fresh calls for the driver's accounts to store.
 * ``wall_s`` starts once the actors have loaded their models, as the in-process run's does
   after ``prepare``: local-model pricing (wall time × hourly rate) then compares like with
   like. It prices the run at the rate of *one* machine: for a cluster, give the cluster's
@@ -73,17 +74,16 @@ from typing import TYPE_CHECKING, Any
 from slmbench.errors import InputError
 from slmbench.models import Model
 from slmbench.models.base import PRICING_TOKENS
-from slmbench.pricing.run_costs import RunCoster
-from slmbench.runner.budget import CostCap
-from slmbench.runner.cache import ResponseCache
-from slmbench.runner.items import ItemScorer, call_model
-from slmbench.runner.pair import PairRun
+from slmbench.runner.dispatch import Admitted
+from slmbench.runner.items import ItemScorer
+from slmbench.runner.pair import PairRun, call_item
 from slmbench.tasks import Item, LoadedTask
 
 if TYPE_CHECKING:
-    from slmbench.models.base import Completion, Request
+    from slmbench.records import Completion, Request, ResultRow
+    from slmbench.runner.dispatch import PairAccounts
+    from slmbench.runner.executors import ExecutorOptions
     from slmbench.runner.retry import RetryPolicy
-    from slmbench.runner.run import RunOptions
 
 INSTALL_HINT = 'the Ray executor needs Ray: pip install "slmbench[ray]"'
 #: items per batch sent to an actor: small, so rows stream back and a lost actor loses little
@@ -151,7 +151,7 @@ def shutdown_if_started() -> None:
         _REMOTE.clear()
 
 
-def check_executor(options: RunOptions, models: Sequence[Model]) -> None:
+def check_executor(options: ExecutorOptions, models: Sequence[Model]) -> None:
     """What can be wrong with ``--executor ray`` (Ray missing, cluster unreachable, a GPU model
     and no GPU, a local model with instances), checked before the run folder is made or a model
     called (a bad ``--workers``: ``run.resolve_executor``, earlier)."""
@@ -196,7 +196,7 @@ class WorkerPlan:
     n_threads: int | None  # for in-process models whose thread count is unset
 
 
-def plan_workers(model: Model, options: RunOptions, cluster: Cluster) -> WorkerPlan:
+def plan_workers(model: Model, options: ExecutorOptions, cluster: Cluster) -> WorkerPlan:
     """Actors, their concurrency share and their resource requests (see the module doc).
 
     Default ``--workers``: one per cluster CPU (API models: at most ``--concurrency``;
@@ -209,7 +209,7 @@ def plan_workers(model: Model, options: RunOptions, cluster: Cluster) -> WorkerP
     fewer, for a big model on a small node).
     """
     cpus, gpus = cluster.cpus, cluster.gpus
-    gpu = bool(model.describe().get("gpu_offload"))
+    gpu = bool(model.gpu_offload)
     if gpu and gpus <= 0:
         raise InputError("this model offloads to a GPU (n_gpu_layers != 0) but the Ray cluster "
                          "has no GPU", field="--model", value=getattr(model, "model_id", None)
@@ -255,17 +255,6 @@ class ClusterWindow:
         self.smallest = min(self.smallest, self.current)
 
 
-class _Collect:
-    """Stands in for the response cache inside an actor: keeps what ``call_model`` would
-    store, for the driver to store in the real cache."""
-
-    def __init__(self) -> None:
-        self.found: dict[str, Completion] = {}
-
-    def put(self, key: str, completion: Completion) -> None:
-        self.found[key] = completion
-
-
 class _Worker:
     """One Ray actor: a model loaded once, answering batches of items.
 
@@ -292,29 +281,29 @@ class _Worker:
     def ready(self) -> dict[str, Any]:
         return {"host": socket.gethostname(), "pid": os.getpid()}
 
-    def run(self, batch: list[tuple[Item, Request, str | None]], collect: bool
-            ) -> tuple[list[dict[str, Any]], dict[str, Completion], tuple[int, int]]:
-        """Rows of a batch, the completions to cache, and this actor's window (size, cuts)."""
+    def run(self, batch: list[tuple[Item, Request]], collect: bool
+            ) -> tuple[list[tuple[ResultRow, Completion | None]], tuple[int, int]]:
+        """Rows of a batch, each with its completion when ``collect`` (the driver caches it),
+        and this actor's window (size, cuts)."""
         if self.model.thread_safe and not getattr(self._local, "loop", False):
             from slmbench.runner.pair import _own_event_loop
 
             _own_event_loop()
             self._local.loop = True
-        found = _Collect() if collect else None
-        rows = []
-        for item, request, key in batch:
+        out = []
+        for item, request in batch:
             with self._gate:
                 self._gate.wait_for(lambda: self._active < self.window.current)
                 self._active += 1
             try:
-                rows.append(call_model(self.model, self.scorer, item, request, self.policy,
-                                       found, key, self.window))  # type: ignore[arg-type]
+                row, comp = call_item(self.model, self.scorer, item, request, self.policy,
+                                      self.window)
+                out.append((row, comp if collect else None))
             finally:
                 with self._gate:
                     self._active -= 1
                     self._gate.notify_all()
-        return rows, (found.found if found else {}), (self.window.current,
-                                                      self.window.decreases)
+        return out, (self.window.current, self.window.decreases)
 
 
 def _remote_worker(ray: Any) -> Any:
@@ -332,7 +321,7 @@ def _cause(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:300]
 
 
-Batch = list[tuple[Item, str | None, float]]  # item, cache key, cost estimate
+Batch = list[Admitted]
 
 
 class RayPairRun(PairRun):
@@ -346,10 +335,8 @@ class RayPairRun(PairRun):
     """
 
     def __init__(self, task: LoadedTask, model: Model, scorer: ItemScorer,
-                 options: RunOptions, cache: ResponseCache | None, cap: CostCap,
-                 coster: RunCoster) -> None:
-        super().__init__(model, scorer, options, cache, cap, coster)
-        self.task = task
+                 options: ExecutorOptions, accounts: PairAccounts) -> None:
+        super().__init__(task, model, scorer, options, accounts)
         self.ray = connect(options.ray_address)
         self.plan = plan_workers(model, options, Cluster.of(self.ray))
         self.workers = sum(self.plan.slots)
@@ -361,6 +348,10 @@ class RayPairRun(PairRun):
         self._replaced: Counter[int] = Counter()
         self._task_ref: Any = None
         self._tag = uuid.uuid4().hex[:8]
+
+    @classmethod
+    def check(cls, options: ExecutorOptions, models: list[Model]) -> None:
+        check_executor(options, models)
 
     def prepare(self, task: LoadedTask) -> None:
         """Nothing here: each actor loads its own copy of the model."""
@@ -396,10 +387,11 @@ class RayPairRun(PairRun):
                 self.deaths.append(f"worker {i} did not start: {_cause(exc)}")
         return alive
 
-    def rows(self, items: list[Item]) -> Iterator[dict[str, Any]]:
+    def rows(self, items: list[Item]) -> Iterator[ResultRow]:
         """Yield rows as batches complete; the caller is the single writer. Actors start at
         the first item that the cache does not answer (a fully cached pair starts none)."""
         ray = self.ray
+        accounts = self.accounts
         lost_errors = (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError)
         slots = dict(enumerate(self.plan.slots))
         alive: dict[int, Any] | None = None        # None: actors not started yet
@@ -418,7 +410,7 @@ class RayPairRun(PairRun):
         try:
             while True:
                 # send batches while some live actor has room; answer cache hits on the spot
-                while self.stop_reason is None and queue:
+                while accounts.stop_reason is None and queue:
                     target = pick() if alive is not None else None
                     if alive is not None and target is None:
                         break
@@ -426,17 +418,14 @@ class RayPairRun(PairRun):
                     room = sum(slots[i] for i in (alive or slots) if i not in busy)
                     size = max(1, min(BATCH_ITEMS, math.ceil(len(queue) / max(room, 1))))
                     batch: Batch = []
-                    requests = []
                     while queue and len(batch) < size:
-                        item = queue.popleft()
-                        cached, request, key, estimate = self._admit(item)
+                        cached, admitted = accounts.admit(queue.popleft())
                         if cached is not None:
                             yield cached
                             continue
-                        if estimate < 0:  # --max-cost refused it and stopped the pair
+                        if admitted is None:  # --max-cost refused it and stopped the pair
                             break
-                        batch.append((item, key, estimate))
-                        requests.append((item, request, key))
+                        batch.append(admitted)
                     if not batch:
                         continue
                     if alive is None:
@@ -444,14 +433,15 @@ class RayPairRun(PairRun):
                         started = time.perf_counter()
                         target = pick()
                     if target is None:  # no actor started: give the batch back
-                        for item, _key, estimate in reversed(batch):
-                            self.cap.settle(estimate, 0.0)
-                            queue.appendleft(item)
+                        for admitted in reversed(batch):
+                            accounts.release(admitted, maybe_paid=False)
+                            queue.appendleft(admitted.item)
                         break
-                    ref = alive[target].run.remote(requests, self.cache is not None)
+                    ref = alive[target].run.remote([(a.item, a.request) for a in batch],
+                                                   accounts.cache is not None)
                     inflight[ref] = (target, batch)
                     load[target] += 1
-                if not inflight and (not queue or self.stop_reason is not None):
+                if not inflight and (not queue or accounts.stop_reason is not None):
                     break
                 if not inflight and not probes:
                     self.stop(f"every Ray worker died; {len(queue)} items not run (run again "
@@ -469,18 +459,16 @@ class RayPairRun(PairRun):
                     i, batch = inflight.pop(ref)
                     load[i] -= 1
                     try:
-                        rows, found, state = ray.get(ref)
+                        answers, state = ray.get(ref)
                     except lost_errors:
                         self._lost(batch, queue)
                         if alive and i in alive and i not in {j for j, _ in probes.values()}:
                             probes[alive[i].ready.remote()] = (i, time.monotonic())
                         continue
                     self.window.update(i, *state)  # type: ignore[attr-defined]
-                    for row, (_item, key, estimate) in zip(rows, batch, strict=True):
-                        if key is not None and key in found and self.cache is not None:
-                            self.cache.put(key, found[key])
+                    for (row, comp), admitted in zip(answers, batch, strict=True):
                         self.rows_by_actor[i] += 1
-                        yield self._settle(row, estimate)
+                        yield accounts.settle(admitted, row, comp)
                 now = time.monotonic()
                 for ref, (i, since) in list(probes.items()):
                     if now - since > PROBE_TIMEOUT_S:
@@ -510,7 +498,7 @@ class RayPairRun(PairRun):
     def _lost(self, batch: Batch, queue: deque[Item]) -> None:
         """A batch whose actor died: its items go back to the front of the queue. Its calls
         may have been made and paid for, so they count at their estimate (an upper bound)."""
-        for item, _key, estimate in reversed(batch):
-            self.cap.settle(estimate, estimate)
-            queue.appendleft(item)
+        for admitted in reversed(batch):
+            self.accounts.release(admitted, maybe_paid=True)
+            queue.appendleft(admitted.item)
         self.redispatched += len(batch)

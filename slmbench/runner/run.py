@@ -21,16 +21,25 @@ from slmbench.machine import usable_cores
 from slmbench.models import Model, resolve_model
 from slmbench.models.base import PRICING_TOKENS, semantic_settings
 from slmbench.pricing.run_costs import PricingOptions, RunCoster
+from slmbench.records import Manifest, ResultRow
 from slmbench.runner.budget import CostCap, ErrorLimit, RunStopped
 from slmbench.runner.cache import ResponseCache
 from slmbench.runner.dispatch import (
     DEFAULT_FAIL_FAST,
     FailFast,
     Failures,
+    PairAccounts,
     PairCounts,
     drive_pair,
     failure_line,
     timing_entry,
+)
+from slmbench.runner.executors import (
+    AUTO,
+    ExecutorOptions,
+    Host,
+    auto_choice,
+    executor_class,
 )
 from slmbench.runner.items import ItemScorer
 from slmbench.runner.live_cascade import CascadeSpec, escalated_ids, manifest_entry
@@ -55,7 +64,8 @@ class RunOptions:
     max_errors: str | None = None
     max_cost_usd: float | None = None
     use_cache: bool = True
-    #: who makes the calls: "local" (threads in this process) or "ray" (actors on a cluster)
+    #: who makes the calls: a name in runner/executors.py ("local": this process; "auto":
+    #: picked by resolve_executor)
     executor: str = "local"
     workers: int | None = None
     ray_address: str | None = None
@@ -91,21 +101,9 @@ def task_description(task: LoadedTask) -> dict[str, Any]:
         "dataset_fingerprint": task.fingerprint, "n_items": len(task.items),
         "n_train": len(task.train), "split": spec.dataset.split,
     }
-    if spec.kind == "classification":
-        info["labels"] = list(spec.labels or ())
-    elif spec.kind == "routing":
-        info["routes"] = [{"name": r.name, "description": r.description, "target": r.target,
-                           **({"tokens_out": r.tokens_out} if r.tokens_out else {})}
-                          for r in spec.routes]
-        info["fallback"] = spec.fallback
-    else:
-        info["fields"] = [{"name": f.name, "type": f.type, "required": f.required}
-                          for f in spec.fields]
-    if spec.kind == "chain":
-        info["labels"] = list(spec.labels or ())
-        info["label_field"] = spec.label_field
-        info["classes"] = {label: [f.name for f in spec.class_fields(label)]
-                           for label in spec.labels or ()}
+    from slmbench.tasks.kinds import get_kind
+
+    info.update(get_kind(spec.kind).describe(spec))  # labels, routes, fields…: the kind's own
     return info
 
 
@@ -166,11 +164,9 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
     # a model without its key makes no call: it must not start worker processes either
     not_ready = {m.name: reason for m in models if m.remote and (reason := m.not_ready())}
     options = resolve_executor(options, [m for m in models if m.name not in not_ready])
-    prestarted = False
-    if options.executor == "processes":  # workers import litellm while the tasks load
-        from slmbench.runner.process_pool import prestart_pool, worker_count
-
-        prestarted = prestart_pool(worker_count(options),
+    executor = executor_class(options.executor)
+    # e.g. worker processes importing litellm while the tasks load
+    prestarted = executor.prestart(ExecutorOptions.of(options),
                                    [m for m in models if m.name not in not_ready])
     tasks = load_tasks(task_paths, options.limit, options.shard)
     if prestarted:  # this process mostly waits on the workers from here
@@ -181,10 +177,7 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
         large_model = models[model_ids.index(cascade.large)]
         if cascade_large_only:
             partial = large_model
-    if options.executor == "ray":  # Ray installed, cluster reachable, workers fit: now
-        from slmbench.runner.ray_executor import check_executor
-
-        check_executor(options, models)
+    executor.check(ExecutorOptions.of(options), models)  # e.g. Ray: cluster reachable
     coster = RunCoster(options.pricing, None)  # bad sheets, dates, --hardware fail here
     if cap.cap is not None:
         for model in models:
@@ -209,7 +202,7 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
     appender = run.appender()
     counts = PairCounts()
     # the probe's row is the item's row, and counts toward its pair's limits
-    probed: dict[tuple[str, str, Any], list[dict[str, Any]]] = {}
+    probed: dict[tuple[str, str, Any], list[ResultRow]] = {}
     interrupted: BaseException | None = None
 
     def pair_items(task: LoadedTask, model: Model) -> tuple[tuple[Item, ...], list[Item]]:
@@ -247,7 +240,7 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
             pair = make_pair_run(task, model, ItemScorer(task), options, cache, cap, coster)
             pair.prepare(task)
             probe = FailFast(1)
-            rows: list[dict[str, Any]] = probed.setdefault(
+            rows: list[ResultRow] = probed.setdefault(
                 (task.spec.name, model.name, item.id), [])
             drive_pair(pair, [item], lambda row, kept=rows: (appender.append(row),
                                                               kept.append(row)),
@@ -339,40 +332,28 @@ def _chain_models(options: RunOptions, results_dir: Path) -> list[Model]:
 
 #: what build_summary imports (sklearn's metrics: ~0.8 s); see _import_in_background
 SUMMARY_MODULES = ("sklearn.metrics",)
-EXECUTORS = ("auto", "local", "processes", "ray")
-#: worker processes inherit their socket by fd (subprocess pass_fds): POSIX only
+#: told to the executors (runner/executors.Host): worker processes need fd passing
 POSIX = os.name == "posix"
-#: most worker processes "auto" starts: API calls stop gaining from more well before this
-AUTO_MAX_WORKERS = 4
 
 
 def resolve_executor(options: RunOptions, models: list[Model]) -> RunOptions:
-    """``auto`` (the CLI's default) → ``processes`` when an API model is in the run and this
-    process may use more than one core (POSIX only), else ``local``. Also where a bad
+    """The executor this run uses, by name (runner/executors.py), and where a bad
     ``--executor`` or ``--workers`` is refused, before anything loads.
 
-    Against a fast server one process's client CPU is the limit (litellm spends ~2 ms per
-    call), and worker processes go past it (benchmarks/bench_api.py (d)); against a slow
-    remote API they cost only their start-up, which runs beside the task loading. Local
-    models always run in this process, whatever the executor.
+    ``auto`` (the CLI's default) asks each executor whether it wants this run on this machine
+    (the built-in ``processes`` does when an API model is in the run and more than one core
+    is usable, POSIX only), else ``local``.
     """
-    if options.executor not in EXECUTORS:
-        raise InputError(f"unknown executor; one of {', '.join(EXECUTORS)}",
-                         field="--executor", value=options.executor)
     if options.workers is not None and options.workers < 1:
         raise InputError("must be at least 1", field="--workers", value=options.workers)
-    if options.executor == "processes" and not POSIX:
-        raise InputError("needs a POSIX system (Linux, macOS); use local or ray",
-                         field="--executor", value=options.executor)
-    if options.executor != "auto":
-        return options
-    from slmbench.runner.process_pool import goes_to_workers
-
-    cores = usable_cores()
-    if cores > 1 and POSIX and any(goes_to_workers(m) for m in models):
-        return replace(options, executor="processes",
-                       workers=options.workers or min(cores, AUTO_MAX_WORKERS))
-    return replace(options, executor="local")
+    host = Host(cores=usable_cores(), posix=POSIX)
+    if options.executor == AUTO:
+        name, chosen = auto_choice(ExecutorOptions.of(options), models, host)
+        return replace(options, executor=name, workers=chosen.workers)
+    why = executor_class(options.executor).available(host)  # unknown: says which there are
+    if why is not None:
+        raise InputError(why, field="--executor", value=options.executor)
+    return options
 
 
 def _import_in_background(names: tuple[str, ...]) -> None:
@@ -394,23 +375,16 @@ def _import_in_background(names: tuple[str, ...]) -> None:
 
 def make_pair_run(task: LoadedTask, model: Model, scorer: ItemScorer, options: RunOptions,
                   cache: ResponseCache | None, cap: CostCap, coster: RunCoster) -> PairRun:
-    """The executor seam: every executor yields scored rows for one pair; this process writes."""
-    if options.executor == "local":
-        return PairRun(model, scorer, options, cache, cap, coster)
-    if options.executor == "processes":  # API calls in worker processes, one window for all
-        from slmbench.runner.process_pool import ProcessPairRun
-
-        return ProcessPairRun(model, scorer, options, cache, cap, coster)
-    if options.executor == "ray":  # actors on a Ray cluster, one model each
-        from slmbench.runner.ray_executor import RayPairRun
-
-        return RayPairRun(task, model, scorer, options, cache, cap, coster)
-    raise InputError("unknown executor", field="--executor", value=options.executor)
+    """The executor seam: the chosen executor makes the pair's calls and yields its rows; the
+    accounts (cache, cost cap, counters) and the writer stay the same whichever it is."""
+    accounts = PairAccounts(model, scorer, cache, cap, coster)
+    return executor_class(options.executor)(task, model, scorer, ExecutorOptions.of(options),
+                                            accounts)
 
 
 def _start_manifest(run: RunDir, tasks: list[LoadedTask], models: list[Model],
-                    options: RunOptions) -> dict[str, Any]:
-    fresh = {
+                    options: RunOptions) -> Manifest:
+    fresh: Manifest = {
         "run_id": run.run_id, "started_at": now_iso(), "finished_at": None,
         "seed": options.seed, "environment": environment(),
         "tasks": {t.spec.name: task_description(t) for t in tasks},

@@ -1,4 +1,8 @@
-"""Scoring: parse raw outputs per item, then metrics per task kind (scikit-learn)."""
+"""Scoring: parse raw outputs per item, then metrics per task kind (scikit-learn).
+
+What is kind-specific is chosen by the task's kind object (:mod:`slmbench.tasks.kinds`); the
+functions here are the figures every kind shares and the entry points the summary calls.
+"""
 
 from __future__ import annotations
 
@@ -40,62 +44,35 @@ def outcome_counts(n: int, n_errors: int, n_invalid: int, n_correct: int) -> dic
 
 
 def predicted_label(kind: str, row: dict[str, Any]) -> str:
-    """What a classification or routing row predicted, as scored: a failed call is
+    """What a label row (a kind with a columnar layout) predicted, as scored: a failed call is
     :data:`ERROR`, an invalid answer :data:`INVALID` (a routing row's is its fallback route)."""
-    if row.get("error"):
-        return ERROR
-    if kind == "routing":
-        return row.get("routed") or ERROR
-    return row["answer"] if row.get("answer") is not None else INVALID
+    from slmbench.tasks.kinds import get_kind
+
+    return get_kind(kind).predicted_label(row)
 
 
 def coded_task_metrics(kind: str, gold: Any, pred: Any, strings: Sequence[str], *,
-                       n_errors: int, n_invalid: int, n_correct: int,
-                       labels: Sequence[str] = (), fallback: str | None = None,
-                       seed: int = 0) -> dict[str, Any]:
-    """:func:`task_metrics` of a classification or routing task from a columnar read:
-    ``gold`` and ``pred`` are int arrays of codes into ``strings`` (one vocabulary, each string
-    once, so equal codes are equal strings; ``pred`` as :func:`predicted_label` gives it), the
-    counts are those of the rows' ``error``, ``invalid`` and ``correct`` flags."""
-    import numpy as np
+                       n_errors: int, n_invalid: int, n_correct: int, seed: int = 0,
+                       **kwargs: Any) -> dict[str, Any]:
+    """:func:`task_metrics` of a task of a columnar kind from a columnar read: ``gold`` and
+    ``pred`` are int arrays of codes into ``strings`` (one vocabulary, each string once, so
+    equal codes are equal strings; ``pred`` as :func:`predicted_label` gives it), the counts
+    are those of the rows' ``error``, ``invalid`` and ``correct`` flags; ``kwargs`` as the
+    kind's ``metric_kwargs`` gives them."""
+    from slmbench.tasks.kinds import get_kind
 
-    from slmbench.scoring.classification import coded_classification_metrics, label_index
-
-    labels = list(labels)
-    index = label_index(labels)
-    lut = np.fromiter((index.get(s, -1) for s in strings), dtype=np.int64, count=len(strings))
-    hit = gold == pred
-    out = coded_classification_metrics(lut[gold], lut[pred], int(np.count_nonzero(hit)), labels,
-                                       seed=seed)
-    n = len(gold)
-    if kind == "routing":
-        fb = next((i for i, s in enumerate(strings) if s == (fallback or "")), -1)
-        is_fb = pred == fb
-        out.update(fallback_figures(n, int(np.count_nonzero(is_fb)),
-                                    int(np.count_nonzero(hit & ~is_fb))))
-    out.update(outcome_counts(n, n_errors, n_invalid, n_correct))
+    out = get_kind(kind).coded_metrics(gold, pred, strings, seed=seed, **kwargs)
+    out.update(outcome_counts(len(gold), n_errors, n_invalid, n_correct))
     return out
 
 
-def task_metrics(kind: str, rows: Sequence[dict[str, Any]], *, labels: Sequence[str] = (),
-                 fields: Sequence[Any] = (), fallback: str | None = None,
-                 seed: int = 0) -> dict[str, Any]:
-    """Metrics for one task × model from stored result rows only."""
-    gold = [r["gold"] for r in rows]
-    if kind == "chain":
-        from slmbench.scoring.chain import chain_metrics
+def task_metrics(kind: str, rows: Sequence[dict[str, Any]], *, seed: int = 0,
+                 **kwargs: Any) -> dict[str, Any]:
+    """Metrics for one task × model from stored result rows only (``kwargs``: what the kind's
+    ``metric_kwargs`` gives, e.g. labels, fields, fallback)."""
+    from slmbench.tasks.kinds import get_kind
 
-        out = chain_metrics(gold, [None if r.get("error") else r.get("answer") for r in rows],
-                            labels, fields, seed=seed)
-    elif kind == "extraction":
-        pred = [None if r.get("error") else r.get("answer") for r in rows]
-        out = extraction_metrics(gold, pred, fields, seed=seed)
-    else:
-        pred = [predicted_label(kind, r) for r in rows]
-        if kind == "routing":
-            out = routing_metrics(gold, pred, labels, fallback or "", seed=seed)
-        else:
-            out = classification_metrics(gold, pred, labels, seed=seed)
+    out = get_kind(kind).metrics(rows, seed=seed, **kwargs)
     out.update(outcome_counts(len(rows), sum(bool(r.get("error")) for r in rows),
                               sum(bool(r.get("invalid")) for r in rows),
                               sum(bool(r.get("correct")) for r in rows)))

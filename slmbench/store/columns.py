@@ -1,5 +1,6 @@
-"""Columnar, streaming read of ``items.jsonl``: what a summary of a classification or routing
-task needs, a few typed values per row instead of the row.
+"""Columnar, streaming read of ``items.jsonl``: what a summary of a task of a kind with a
+columnar layout (classification, routing: ``TaskKind.columnar``) needs, a few typed values per
+row instead of the row.
 
 :meth:`RunDir.rows` keeps every row as a dict: about 2.4 GB for a million rows, while the
 summary of a label task reads only a handful of scalars from each. This module streams the
@@ -10,7 +11,7 @@ column                                 type     value
 =====================================  =======  ==========================================
 ``pair``                               int16    code of (task, model)
 ``gold``, ``pred``                     int32    codes of the gold string and of what the row
-                                                predicted (:func:`predicted_label`), one
+                                                predicted (the kind's ``predicted_label``), one
                                                 vocabulary, so equal codes are equal strings
 ``flags``                              uint8    ``correct``, ``invalid``, ``error``,
                                                 ``cached``, ``truncated`` bits
@@ -54,12 +55,18 @@ from typing import Any
 
 from slmbench.errors import InputError
 from slmbench.pricing.run_costs import CostColumns
-from slmbench.scoring import predicted_label
 from slmbench.scoring.calibration import check_confidence
 from slmbench.store.files import ReadReport, iter_numbered_jsonl
 from slmbench.store.run_dir import latest_rows, row_key
+from slmbench.tasks.kinds import find_kind
 
-COLUMNAR_KINDS = frozenset({"classification", "routing"})
+
+def is_columnar(kind: Any) -> bool:
+    """Whether the rows of a task of this kind fit these columns (one label string of gold and
+    prediction per row)."""
+    found = find_kind(kind)
+    return found is not None and found.columnar
+
 
 CORRECT, INVALID, ERROR, CACHED, TRUNCATED = 1, 2, 4, 8, 16  # bits of the ``flags`` column
 
@@ -233,8 +240,8 @@ class _Vocab:
 class ColumnReader:
     """Turns a stream of (line number, row) into :class:`Columns`.
 
-    ``plan(task, model)`` says what to do with a pair's rows: a kind of
-    :data:`COLUMNAR_KINDS` keeps them as columns, ``"rows"`` passes them on (from
+    ``plan(task, model)`` says what to do with a pair's rows: a kind for which
+    :func:`is_columnar` holds keeps them as columns, ``"rows"`` passes them on (from
     :meth:`take`) for the row path, ``None`` drops them (a task the manifest does not know).
     ``golds(task)``, when given, is the set of gold values a columnar task's rows may hold: a
     row with any other gold raises :class:`ColumnarUnsupported`.
@@ -245,6 +252,7 @@ class ColumnReader:
         self.plan = plan
         self.golds = golds
         self.allowed: list[Container[str]] = []  # pair code → gold values its rows may hold
+        self.predict: list[Callable[[dict[str, Any]], str]] = []  # pair code → its prediction
         self.pair_codes: dict[tuple[str, str], int] = {}
         self.pairs: list[tuple[str, str, str]] = []
         self.labels = _Vocab(2**31 - 1)
@@ -263,7 +271,7 @@ class ColumnReader:
     def _take(self, numbered: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[dict[str, Any]]:
         nan = math.nan
         key_hash = _key_hash
-        pair_codes, pairs, allowed = self.pair_codes, self.pairs, self.allowed
+        pair_codes, allowed, predict = self.pair_codes, self.allowed, self.predict
         labels, label_codes = self.labels, self.labels.codes
         source_code = self._source_code
         count = _count
@@ -289,7 +297,7 @@ class ColumnReader:
                     yield row
                 continue
             gold = row.get("gold")
-            pred = predicted_label(pairs[code][2], row)
+            pred = predict[code](row)
             if type(gold) is not str or type(pred) is not str:
                 raise ColumnarUnsupported("a gold or predicted label that is not a string")
             if gold not in allowed[code]:
@@ -327,11 +335,12 @@ class ColumnReader:
 
     def _new_pair(self, task: str, model: str) -> int:
         kind = self.plan(task, model)
-        if kind in COLUMNAR_KINDS:
+        if is_columnar(kind):
             if len(self.pairs) >= _MAX_PAIRS:
                 raise ColumnarUnsupported("more task × model pairs than the pair column holds")
             code = len(self.pairs)
             self.pairs.append((task, model, kind))
+            self.predict.append(find_kind(kind).predicted_label)
             self.allowed.append(_ANY if self.golds is None else self.golds(task))
         else:
             code = _SKIP if kind is None else _ROWS

@@ -22,14 +22,13 @@ from typing import Any
 from slmbench.errors import InputError
 from slmbench.pricing.cost import summarize_costs
 from slmbench.pricing.run_costs import PricingOptions, RunCoster
-from slmbench.scoring import coded_task_metrics, outcome_counts, predicted_label, task_metrics
+from slmbench.scoring import coded_task_metrics, outcome_counts, task_metrics
 from slmbench.scoring.calibration import (
     calibration_metrics,
     calibration_summary,
     check_confidence,
 )
 from slmbench.store.columns import (
-    COLUMNAR_KINDS,
     CORRECT,
     ERROR,
     INVALID,
@@ -37,11 +36,12 @@ from slmbench.store.columns import (
     ColumnarUnsupported,
     Columns,
     PairColumns,
+    is_columnar,
     read_columns,
 )
 from slmbench.store.manifest import now_iso
 from slmbench.store.run_dir import RunDir
-from slmbench.tasks.spec import FieldSpec
+from slmbench.tasks.kinds import get_kind
 
 # what scoring, timing and costing read from a row (texts stay on disk)
 SUMMARY_FIELDS = frozenset({
@@ -126,71 +126,28 @@ def group_rows(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[st
 
 def metric_kwargs(task_info: dict[str, Any]) -> dict[str, Any]:
     """What :func:`task_metrics` needs of a task besides its rows (labels, fields, fallback)."""
-    kind = task_info["kind"]
-    if kind == "classification":
-        return {"labels": task_info.get("labels", [])}
-    if kind == "routing":
-        return {"labels": [r["name"] for r in task_info.get("routes", [])],
-                "fallback": task_info.get("fallback")}
-    if kind == "chain":  # the class's label set, and every field any class extracts
-        return {"labels": task_info.get("labels", []),
-                "fields": [FieldSpec(name=f["name"], type=f.get("type", "string"))
-                           for f in task_info.get("fields", [])]}
-    return {"fields": [FieldSpec(name=f["name"], type=f.get("type", "string"))
-                       for f in task_info.get("fields", [])]}
+    return get_kind(task_info["kind"]).metric_kwargs(task_info)
 
 
 def allowed_golds(task_info: dict[str, Any]) -> frozenset[str]:
     """The gold values a classification or routing task's rows can hold: its labels (route
     names). Task loading refuses a dataset whose gold answer is anything else (a gold outside
     the label set would silently score as a miss), so a stored row that holds one is corrupt."""
-    return frozenset(metric_kwargs(task_info)["labels"])
+    return get_kind(task_info["kind"]).allowed_golds(task_info)
 
 
-def _is_fields(value: Any) -> bool:
-    return isinstance(value, dict)
-
-
-def _is_label(value: Any) -> bool:
-    return value is None or isinstance(value, str)
-
-
-def _bad_value(kind: str, labels: frozenset[str], row: dict[str, Any]
-               ) -> tuple[str, Any, str] | None:
+def _bad_value(check: Callable[[dict[str, Any]], tuple[str, Any, str] | None],
+               row: dict[str, Any]) -> tuple[str, Any, str] | None:
     """(field, value, what it must be) of the first value of ``row`` that scoring reads and
-    that is not of the shape the runner writes; ``None`` when the row is sound."""
+    that is not of the shape the runner writes; ``None`` when the row is sound. ``check`` is
+    the task kind's check of the gold and the prediction."""
     confidence = row.get("confidence")
     if confidence is not None:
         try:
             check_confidence(confidence)
         except InputError:
             return "confidence", confidence, "must be a number between 0 and 1 or null"
-    gold = row.get("gold")
-    if kind in COLUMNAR_KINDS:
-        routing = kind == "routing"
-        if not isinstance(gold, str) or gold not in labels:
-            return "gold", gold, f"is not one of the task's {'routes' if routing else 'labels'}"
-        if not isinstance(predicted_label(kind, row), str):  # what the columnar read checks
-            field = "routed" if routing else "answer"
-            return field, row.get(field), "must be a string or null"
-        return None
-    # what scoring reads as the prediction: nothing of a failed call
-    answer = None if row.get("error") else row.get("answer")
-    if kind == "chain":
-        if not (_is_fields(gold) and isinstance(gold.get("label"), str)
-                and gold["label"] in labels and _is_fields(gold.get("fields"))):
-            return "gold", gold, ('must be {"label": one of the task\'s labels, "fields": a '
-                                  'mapping of field values}')
-        if answer is not None and not (_is_fields(answer) and _is_label(answer.get("label")) and (
-                answer.get("fields") is None or _is_fields(answer["fields"]))):
-            return "answer", answer, ('must be null or {"label": a string or null, "fields": a '
-                                      'mapping or null}')
-    else:
-        if not _is_fields(gold):
-            return "gold", gold, "must be a mapping of field values"
-        if answer is not None and not _is_fields(answer):
-            return "answer", answer, "must be a mapping of field values or null"
-    return None
+    return check(row)
 
 
 def check_rows(path: Path, task: str, model: str, task_info: dict[str, Any],
@@ -201,17 +158,16 @@ def check_rows(path: Path, task: str, model: str, task_info: dict[str, Any],
     scored as a miss.
 
     Task loading guarantees the gold: one of the task's labels or routes (classification,
-    routing), a mapping of field values (extraction), both (chain). A prediction is a label
-    string or ``null`` (``answer``; ``routed`` of a routing row), or what ``parse_json_object``
-    gave, a mapping or ``null`` (extraction, chain). The first bad row in ``rows``' order (item
-    id order in :func:`build_summary`) is named, so the columnar path, which hands such a run to
-    this one, reports the same row.
+    routing), a mapping of field values (extraction), both (chain); each kind says what its
+    rows hold (``TaskKind.row_checker``). A prediction is a label string or ``null``
+    (``answer``; ``routed`` of a routing row), or what ``parse_json_object`` gave, a mapping or
+    ``null`` (extraction, chain). The first bad row in ``rows``' order (item id order in
+    :func:`build_summary`) is named, so the columnar path, which hands such a run to this one,
+    reports the same row.
     """
-    kind = task_info["kind"]
-    labels = (allowed_golds(task_info) if kind in COLUMNAR_KINDS or kind == "chain"
-              else frozenset())
+    check = get_kind(task_info["kind"]).row_checker(task_info)
     for row in rows:
-        bad = _bad_value(kind, labels, row)
+        bad = _bad_value(check, row)
         if bad is not None:
             field, value, must = bad
             raise InputError(f"item '{row.get('item_id')}' of {task} · {model}: the stored "
@@ -304,9 +260,9 @@ def _failed_entry(task: str, model: str, info: dict[str, Any], timings: list[dic
 
 def _columnar_plan(manifest: dict[str, Any], row_tasks: set[str]
                    ) -> Callable[[str, str], str | None] | None:
-    """Which pairs :mod:`slmbench.store.columns` summarises (classification and routing,
-    except ``row_tasks`` and chain pipelines); ``None`` when the run needs every row as a dict
-    (live cascades read them all)."""
+    """Which pairs :mod:`slmbench.store.columns` summarises (those of kinds with a columnar
+    layout: classification and routing, except ``row_tasks`` and chain pipelines); ``None``
+    when the run needs every row as a dict (live cascades read them all)."""
     tasks = manifest.get("tasks")
     if manifest.get("cascades") or not isinstance(tasks, dict):
         return None
@@ -317,7 +273,7 @@ def _columnar_plan(manifest: dict[str, Any], row_tasks: set[str]
         if info is None:
             return None
         kind = info.get("kind")
-        if kind in COLUMNAR_KINDS and task not in row_tasks \
+        if is_columnar(kind) and task not in row_tasks \
                 and models.get(model, {}).get("pricing") != "chain":
             return kind
         return "rows"
@@ -407,6 +363,8 @@ def build_summary(run: RunDir, pricing: PricingOptions | None = None, *,
                 own = coster.item_costs(model, model_info, group, timings[(task, model)])
                 entry.update(route_path_costs(info, group, own, coster))
         entry["failed"] = failures.get((task, model)) or _majority_error(entry, group)
+        if group is not None:
+            get_kind(info["kind"]).priced(entry)
         results.append(entry)
     cascades: list[dict[str, Any]] = []
     if manifest.get("cascades"):

@@ -23,7 +23,7 @@ class Item:
     id: str
     text: str
     gold: Any  # str label / route name; a dict of field values for extraction; for chain
-    # {"label": str, "fields": dict of the class's field values}
+    # {"label": str, "fields": dict of the class's field values}; other kinds: their own
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,16 @@ class LoadedTask:
 
 def load_items(spec: TaskSpec) -> LoadedTask:
     """Load the eval split (and the train split, if any) and validate every row."""
+    from slmbench.tasks.kinds import get_kind
+
+    kind = get_kind(spec.kind)
     ds = spec.dataset
     items = _load_split(spec, ds.split)
     if ds.limit is not None:
         items = items[: ds.limit]
     train = _load_split(spec, ds.train_split) if ds.train_split else []
     if spec.labels_from_train:
-        labels = tuple(sorted({str(_label_of(it.gold)) for it in train}))
+        labels = tuple(sorted({str(lab) for it in train for lab in kind.gold_labels(it.gold)}))
         if not labels:
             raise InputError("train split has no labels", file=spec.path, field="labels",
                              value="from_train")
@@ -52,31 +55,20 @@ def load_items(spec: TaskSpec) -> LoadedTask:
         allowed = set(choices)
         for split_name, rows in ((ds.split, items), (ds.train_split, train)):
             for it in rows:
-                if _label_of(it.gold) not in allowed:
-                    raise InputError(
-                        f"gold answer of item '{it.id}' in split '{split_name}' is not in the "
-                        f"{'routes' if spec.kind == 'routing' else 'label set'}",
-                        file=_split_file(spec, split_name), field=ds.columns["label"],
-                        value=_label_of(it.gold))
+                for label in kind.gold_labels(it.gold):
+                    if label not in allowed:
+                        raise InputError(
+                            f"gold answer of item '{it.id}' in split '{split_name}' is not in "
+                            f"the {kind.choice_noun}", file=_split_file(spec, split_name),
+                            field=ds.columns[kind.gold_role], value=label)
         for i, shot in enumerate(spec.few_shot):
-            answer = shot["answer"]
-            if spec.kind == "chain":
-                answer = answer.get(spec.label_field)
-            if answer not in allowed:
-                raise InputError("few-shot answer is not in the label set", file=spec.path,
-                                 field=f"few_shot[{i}].answer", value=answer)
-        if spec.kind == "chain":
-            for cls in spec.classes:
-                if cls.label not in allowed:
-                    raise InputError("is not one of the labels", file=spec.path,
-                                     field=f"classes.{cls.label}", value=cls.label)
+            for answer in kind.shot_labels(spec, shot["answer"]):
+                if answer not in allowed:
+                    raise InputError("few-shot answer is not in the label set", file=spec.path,
+                                     field=f"few_shot[{i}].answer", value=answer)
+        kind.check_labels(spec, allowed)
     return LoadedTask(spec=spec, items=tuple(items), train=tuple(train),
                       fingerprint=_fingerprint(spec))
-
-
-def _label_of(gold: Any) -> Any:
-    """The class of a gold answer: the label itself, or a chain gold's ``label``."""
-    return gold["label"] if isinstance(gold, dict) else gold
 
 
 def _split_file(spec: TaskSpec, split: str | None) -> str:
@@ -86,6 +78,9 @@ def _split_file(spec: TaskSpec, split: str | None) -> str:
 
 
 def _load_split(spec: TaskSpec, split: str) -> list[Item]:
+    from slmbench.tasks.kinds import get_kind
+
+    kind = get_kind(spec.kind)
     ds = spec.dataset
     where = _split_file(spec, split)
     if ds.files:
@@ -101,10 +96,10 @@ def _load_split(spec: TaskSpec, split: str) -> list[Item]:
         raise InputError(f"split '{split}' has no rows", file=where)
     cols = ds.columns
     first = rows[0]
-    for role in ("text", "label", "fields"):
-        if role in cols and cols[role] not in first:
-            if role == "fields" and spec.kind in ("extraction", "chain"):
-                break  # extraction gold may also be spread over one column per field
+    for role in kind.columns:
+        if role != "id" and cols[role] not in first:
+            if role in kind.optional_columns:
+                continue  # e.g. extraction gold may be spread over one column per field
             raise InputError(f"column for '{role}' not found (columns: {', '.join(first)})",
                              file=where, field=f"dataset.columns.{role}", value=cols[role])
     items: list[Item] = []
@@ -119,56 +114,8 @@ def _load_split(spec: TaskSpec, split: str) -> list[Item]:
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"item '{item_id}' has no text", file=where, field=cols["text"],
                              value=text)
-        items.append(Item(id=item_id, text=text, gold=_gold(spec, row, item_id, where)))
+        items.append(Item(id=item_id, text=text, gold=kind.gold(spec, row, item_id, where)))
     return items
-
-
-def _gold(spec: TaskSpec, row: dict, item_id: str, where: str) -> Any:
-    cols = spec.dataset.columns
-    if spec.kind == "chain":
-        return _chain_gold(spec, row, item_id, where)
-    if spec.kind != "extraction":
-        gold = row.get(cols["label"])
-        if gold is None or (isinstance(gold, str) and not gold.strip()):
-            raise InputError(f"item '{item_id}' has no gold label", file=where,
-                             field=cols["label"], value=gold)
-        return str(gold)
-    gold = row.get(cols["fields"]) if cols["fields"] in row else {
-        f.name: row.get(f.name) for f in spec.fields
-    }
-    if isinstance(gold, str):
-        try:
-            gold = json.loads(gold)
-        except json.JSONDecodeError:
-            raise InputError(f"item '{item_id}' gold fields are not JSON", file=where,
-                             field=cols["fields"], value=gold) from None
-    if not isinstance(gold, dict):
-        raise InputError(f"item '{item_id}' gold fields must be a mapping", file=where,
-                         field=cols["fields"], value=gold)
-    unknown = set(gold) - {f.name for f in spec.fields}
-    if unknown:
-        name = sorted(unknown)[0]
-        raise InputError(f"item '{item_id}' has a gold field the task does not declare",
-                         file=where, field=f"{cols['fields']}.{name}", value=gold[name])
-    return {f.name: gold.get(f.name) for f in spec.fields}
-
-
-def _chain_gold(spec: TaskSpec, row: dict, item_id: str, where: str) -> dict[str, Any]:
-    """Chain gold: the label (as for classification) and that class's field values (as for
-    extraction). A gold value in a field the class does not extract could never be right."""
-    import dataclasses
-
-    label = _gold(dataclasses.replace(spec, kind="classification"), row, item_id, where)
-    fields = _gold(dataclasses.replace(spec, kind="extraction"), row, item_id, where)
-    own = spec.class_fields(label)
-    names = {f.name for f in own}
-    for name, value in fields.items():
-        if name not in names and value not in (None, "", []):
-            raise InputError(
-                f"item '{item_id}' has a value for field '{name}', which class '{label}' does "
-                f"not extract (add it to classes.{label}.fields)", file=where,
-                field=f"{spec.dataset.columns['fields']}.{name}", value=value)
-    return {"label": label, "fields": {f.name: fields.get(f.name) for f in own}}
 
 
 def _precheck_text_file(path: Path) -> None:

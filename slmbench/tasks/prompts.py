@@ -8,7 +8,6 @@ regex, never ``str.format``: a template must not be able to reach attributes or 
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -39,9 +38,9 @@ def instruction_text(spec: TaskSpec) -> str:
 
 
 def answer_text(spec: TaskSpec, answer: Any) -> str:
-    if spec.kind in ("extraction", "chain"):
-        return json.dumps(answer, ensure_ascii=False)
-    return str(answer)
+    from slmbench.tasks.kinds import get_kind
+
+    return get_kind(spec.kind).answer_text(spec, answer)
 
 
 def build_messages(spec: TaskSpec, text: str) -> list[dict[str, str]]:

@@ -16,8 +16,11 @@ from typing import Any
 import yaml
 
 from slmbench.errors import InputError
+from slmbench.tasks.kinds import KINDS
 
-KINDS = ("classification", "routing", "extraction", "chain")
+__all__ = ["KINDS", "ChainClass", "DatasetSpec", "FieldSpec", "Route", "TaskSpec", "load_task",
+           "parse_task"]
+
 FIELD_TYPES = ("string", "integer", "number", "boolean", "list")
 DATA_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
@@ -94,13 +97,15 @@ class TaskSpec:
     extract_instruction: str | None = None
     single_instruction: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: what a plugin kind parsed from keys of its own (``TaskKind.parse``)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def choices(self) -> tuple[str, ...] | None:
         """The closed answer set a model must pick from (labels, or route names)."""
-        if self.kind == "routing":
-            return tuple(r.name for r in self.routes)
-        return self.labels
+        from slmbench.tasks.kinds import get_kind
+
+        return get_kind(self.kind).choices(self)
 
     @property
     def spec_hash(self) -> str:
@@ -127,7 +132,7 @@ class TaskSpec:
         data = asdict(self)
         data.update(labels=labels, dataset=self.dataset, routes=self.routes, fields=self.fields,
                     classes=self.classes)
-        data["raw"] = self.raw
+        data["raw"], data["extra"] = self.raw, self.extra
         return TaskSpec(**data)
 
 
@@ -169,13 +174,19 @@ def _type_name(typ: type | tuple) -> str:
     return names.get(typ, typ.__name__)
 
 
-KNOWN_KEYS = {
-    "name", "kind", "description", "dataset", "prompt", "few_shot", "labels", "routes",
-    "fallback", "fields", "max_tokens", "label_field", "classes",
-}
-# top-level keys that only some kinds take
-KIND_KEYS = {"classification": {"labels"}, "routing": {"routes", "fallback"},
-             "extraction": {"fields"}, "chain": {"labels", "fields", "label_field", "classes"}}
+COMMON_KEYS = ("name", "kind", "description", "dataset", "prompt", "few_shot", "max_tokens")
+
+
+def kind_keys() -> tuple[list[str], list[str]]:
+    """The top-level and ``prompt`` keys that only some kinds take, in registry order."""
+    from slmbench.tasks.kinds import loaded_kinds
+
+    keys: list[str] = []
+    prompt_keys: list[str] = []
+    for kind in loaded_kinds():
+        keys += [k for k in kind.keys if k not in keys]
+        prompt_keys += [k for k in kind.prompt_keys if k not in prompt_keys]
+    return keys, prompt_keys
 
 
 def load_task(path: str | Path) -> TaskSpec:
@@ -202,91 +213,55 @@ def load_task(path: str | Path) -> TaskSpec:
 
 def parse_task(data: Any, path: Path) -> TaskSpec:
     """Validate an already-parsed YAML document (split out so fuzz tests can call it)."""
+    from slmbench.tasks.kinds import find_kind, kind_names
+
     v = _V(path)
     if not isinstance(data, dict):
         raise v.fail("a task file must be a YAML mapping", None, type(data).__name__)
-    unknown = sorted(set(map(str, data)) - KNOWN_KEYS)
+    own_keys, own_prompt_keys = kind_keys()
+    known = {*COMMON_KEYS, *own_keys}
+    unknown = sorted(set(map(str, data)) - known)
     if unknown:
-        raise v.fail(f"unknown key (expected one of {', '.join(sorted(KNOWN_KEYS))})",
+        raise v.fail(f"unknown key (expected one of {', '.join(sorted(known))})",
                      unknown[0], data.get(unknown[0]))
     name = v.get(data, "name", str, "", required=True)
-    kind = v.get(data, "kind", str, "", required=True)
-    if kind not in KINDS:
-        raise v.fail(f"must be one of {', '.join(KINDS)}", "kind", kind)
+    kind_name = v.get(data, "kind", str, "", required=True)
+    kind = find_kind(kind_name)
+    if kind is None:
+        raise v.fail(f"must be one of {', '.join(kind_names())}", "kind", kind_name)
 
-    dataset = _parse_dataset(v, v.get(data, "dataset", dict, "", required=True), kind)
+    dataset = _parse_dataset(v, v.get(data, "dataset", dict, "", required=True), kind_name)
     prompt = v.get(data, "prompt", dict, "", default={})
     instruction = v.get(prompt, "instruction", str, "prompt", default=None)
     template = v.get(prompt, "template", str, "prompt", default="{text}")
     if "{text}" not in template:
         raise v.fail("must contain the {text} placeholder", "prompt.template", template)
 
-    labels: tuple[str, ...] | None = None
-    labels_from_train = False
-    routes: tuple[Route, ...] = ()
-    fallback = None
-    fields: tuple[FieldSpec, ...] = ()
-    chain: dict[str, Any] = {}
-
-    if kind in ("classification", "chain"):
-        raw_labels = data.get("labels")
-        if raw_labels == "from_train":
-            if not dataset.train_split:
-                raise v.fail("'from_train' needs dataset.train_split", "labels", raw_labels)
-            labels_from_train = True
-        else:
-            labels = _parse_str_list(v, raw_labels, "labels")
-        if instruction is None:
-            instruction = DEFAULT_INSTRUCTIONS["classification"]
-        if kind == "chain":
-            fields = _parse_fields(v, data.get("fields"))
-            chain = _parse_chain(v, data, prompt, fields, labels)
-    elif kind == "routing":
-        routes = _parse_routes(v, data.get("routes"))
-        fallback = v.get(data, "fallback", str, "", required=True)
-        if fallback not in {r.name for r in routes}:
-            raise v.fail("must name one of the routes", "fallback", fallback)
-        if instruction is None:
-            instruction = DEFAULT_INSTRUCTIONS["routing"]
-    else:
-        fields = _parse_fields(v, data.get("fields"))
-        if instruction is None:
-            instruction = DEFAULT_INSTRUCTIONS["extraction"]
-    for key in ("labels", "routes", "fallback", "fields", "label_field", "classes"):
-        if key in data and key not in KIND_KEYS[kind]:
-            raise v.fail(f"does not apply to kind '{kind}'", key, data[key])
-    for key in CHAIN_PROMPT_KEYS:
-        if kind != "chain" and key in prompt:
-            raise v.fail(f"does not apply to kind '{kind}'", f"prompt.{key}", prompt[key])
+    parsed = kind.parse(v, data, prompt, dataset.train_split)
+    if instruction is None:
+        instruction = kind.default_instruction
+    for key in own_keys:
+        if key in data and key not in kind.keys:
+            raise v.fail(f"does not apply to kind '{kind_name}'", key, data[key])
+    for key in own_prompt_keys:
+        if key in prompt and key not in kind.prompt_keys:
+            raise v.fail(f"does not apply to kind '{kind_name}'", f"prompt.{key}", prompt[key])
 
     few_shot = _parse_few_shot(v, data.get("few_shot"), kind)
-    if kind == "chain":
-        _check_chain_shots(v, few_shot, labels, chain["label_field"], fields, chain["classes"])
+    kind.check_shots(v, parsed, few_shot)
     max_tokens = v.get(data, "max_tokens", int, "", default=None)
     if max_tokens is not None and max_tokens <= 0:
         raise v.fail("must be a positive integer", "max_tokens", max_tokens)
+    own = {k: parsed.pop(k) for k in list(parsed) if k not in _SPEC_FIELDS}
     return TaskSpec(
-        name=name, kind=kind, path=path, dataset=dataset, instruction=instruction,
-        template=template, labels=labels, labels_from_train=labels_from_train, routes=routes,
-        fallback=fallback, fields=fields, few_shot=few_shot, max_tokens=max_tokens,
-        description=v.get(data, "description", str, "", default=""), raw=data, **chain,
+        name=name, kind=kind_name, path=path, dataset=dataset, instruction=instruction,
+        template=template, few_shot=few_shot, max_tokens=max_tokens,
+        description=v.get(data, "description", str, "", default=""), raw=data, extra=own,
+        **parsed,
     )
 
 
-DEFAULT_INSTRUCTIONS = {
-    "classification": (
-        "Classify the message into exactly one of these labels:\n{labels}\n"
-        "Answer with the label only."
-    ),
-    "routing": (
-        "Route the request to exactly one of these routes:\n{routes}\n"
-        "Answer with the route name only."
-    ),
-    "extraction": (
-        "Extract these fields from the text as a JSON object:\n{fields}\n"
-        "Use null for a field that is not in the text. Answer with the JSON object only."
-    ),
-}
+_SPEC_FIELDS = frozenset(TaskSpec.__dataclass_fields__)
 
 DEFAULT_EXTRACT_INSTRUCTION = (
     "The text has {label_field} {label}. Extract these fields from it as a JSON object:\n"
@@ -298,16 +273,8 @@ DEFAULT_SINGLE_INSTRUCTION = (
     "Answer with one JSON object: \"{label_field}\" first, then every field of that "
     "{label_field}, null when it is not in the text. Answer with the JSON object only."
 )
-CHAIN_PROMPT_KEYS = ("extract_instruction", "single_instruction")
-CLASS_KEYS = {"fields", "instruction"}
 
 DATASET_KEYS = {"files", "path", "hub", "config", "split", "train_split", "columns", "limit"}
-COLUMN_ROLES = {
-    "classification": ("id", "text", "label"),
-    "routing": ("id", "text", "label"),
-    "extraction": ("id", "text", "fields"),
-    "chain": ("id", "text", "label", "fields"),
-}
 
 
 def _parse_dataset(v: _V, data: dict, kind: str) -> DatasetSpec:
@@ -345,8 +312,10 @@ def _parse_dataset(v: _V, data: dict, kind: str) -> DatasetSpec:
             if s is not None and s not in files:
                 raise v.fail(f"split has no file (files given for: {', '.join(files)})",
                              "dataset.split" if s == split else "dataset.train_split", s)
+    from slmbench.tasks.kinds import get_kind
+
     columns = v.get(data, "columns", dict, "dataset", default={})
-    roles = COLUMN_ROLES[kind]
+    roles = get_kind(kind).columns
     for role, col in columns.items():
         if role not in roles:
             raise v.fail(f"unknown column role (expected {', '.join(roles)})",
@@ -375,68 +344,7 @@ def _parse_str_list(v: _V, value: Any, fld: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-ROUTE_KEYS = ("name", "description", "target", "tokens_out")
-
-
-def _parse_routes(v: _V, value: Any) -> tuple[Route, ...]:
-    if not isinstance(value, list) or len(value) < 2:
-        raise v.fail("must be a list of at least two routes", "routes", value)
-    routes = []
-    for i, item in enumerate(value):
-        where = f"routes[{i}]"
-        if not isinstance(item, dict):
-            raise v.fail("must be a mapping with name, description, target", where, item)
-        for key in item:
-            if key not in ROUTE_KEYS:
-                raise v.fail(f"unknown key (expected one of {', '.join(ROUTE_KEYS)})",
-                             f"{where}.{key}", key)
-        name = v.get(item, "name", str, where, required=True)
-        if name in {r.name for r in routes}:
-            raise v.fail("is listed twice", f"{where}.name", name)
-        target = v.get(item, "target", str, where, default="")
-        tokens_out = v.get(item, "tokens_out", int, where)
-        if target.startswith(MODEL_TARGET):
-            from slmbench.models.registry import parse_model_id
-
-            try:
-                parse_model_id(target[len(MODEL_TARGET):])
-            except InputError as exc:
-                raise v.fail(f"not a model id ({exc.reason})", f"{where}.target",
-                             target) from None
-            if tokens_out is not None and tokens_out < 1:
-                raise v.fail("must be at least 1", f"{where}.tokens_out", tokens_out)
-        elif tokens_out is not None:
-            raise v.fail(f"only a route whose target is {MODEL_TARGET}<model id> takes "
-                         "tokens_out", f"{where}.tokens_out", tokens_out)
-        routes.append(Route(name=name,
-                            description=v.get(item, "description", str, where, default=""),
-                            target=target, tokens_out=tokens_out))
-    return tuple(routes)
-
-
-def _parse_fields(v: _V, value: Any) -> tuple[FieldSpec, ...]:
-    if not isinstance(value, list) or not value:
-        raise v.fail("must be a non-empty list of fields", "fields", value)
-    fields = []
-    for i, item in enumerate(value):
-        where = f"fields[{i}]"
-        if isinstance(item, str):
-            item = {"name": item}
-        if not isinstance(item, dict):
-            raise v.fail("must be a mapping with name, type, required", where, item)
-        name = v.get(item, "name", str, where, required=True)
-        if name in {f.name for f in fields}:
-            raise v.fail("is listed twice", f"{where}.name", name)
-        typ = v.get(item, "type", str, where, default="string")
-        if typ not in FIELD_TYPES:
-            raise v.fail(f"must be one of {', '.join(FIELD_TYPES)}", f"{where}.type", typ)
-        fields.append(FieldSpec(name=name, type=typ,
-                                required=v.get(item, "required", bool, where, default=True),
-                                description=v.get(item, "description", str, where, default="")))
-    return tuple(fields)
-
-
-def _parse_few_shot(v: _V, value: Any, kind: str) -> tuple[dict[str, Any], ...]:
+def _parse_few_shot(v: _V, value: Any, kind: Any) -> tuple[dict[str, Any], ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -450,73 +358,6 @@ def _parse_few_shot(v: _V, value: Any, kind: str) -> tuple[dict[str, Any], ...]:
         answer = item.get("answer")
         if answer is None:
             raise v.fail("is required", f"{where}.answer")
-        if kind in ("extraction", "chain") and not isinstance(answer, dict):
-            raise v.fail("must be a mapping of field values", f"{where}.answer", answer)
-        if kind not in ("extraction", "chain") and not isinstance(answer, str):
-            raise v.fail("must be a string", f"{where}.answer", answer)
+        kind.check_shot_answer(v, answer, f"{where}.answer")
         out.append({"text": text, "answer": answer})
     return tuple(out)
-
-
-def _parse_chain(v: _V, data: dict, prompt: dict, fields: tuple[FieldSpec, ...],
-                 labels: tuple[str, ...] | None) -> dict[str, Any]:
-    """The chain-only parts of a task: label_field, per-class overrides and the step prompts."""
-    label_field = v.get(data, "label_field", str, "", default="label").strip()
-    if not label_field:
-        raise v.fail("must not be empty", "label_field", data.get("label_field"))
-    if label_field in {f.name for f in fields}:
-        raise v.fail("is also a field name; the single-call answer needs it as its own key",
-                     "label_field", label_field)
-    raw = v.get(data, "classes", dict, "", default={})
-    known = {f.name for f in fields}
-    classes = []
-    for label, item in raw.items():
-        where = f"classes.{label}"
-        if not isinstance(label, str) or not label.strip():
-            raise v.fail("class names must be non-empty strings", "classes", label)
-        if labels is not None and label not in labels:
-            raise v.fail("is not one of the labels", where, label)
-        if not isinstance(item, dict):
-            raise v.fail("must be a mapping with fields and/or instruction", where, item)
-        unknown = sorted(set(map(str, item)) - CLASS_KEYS)
-        if unknown:
-            raise v.fail(f"unknown key (expected one of {', '.join(sorted(CLASS_KEYS))})",
-                         f"{where}.{unknown[0]}", item.get(unknown[0]))
-        names = item.get("fields")
-        if names is not None:
-            if not isinstance(names, list):
-                raise v.fail("must be a list of field names (may be empty)", f"{where}.fields",
-                             names)
-            for i, name in enumerate(names):
-                if not isinstance(name, str) or name not in known:
-                    raise v.fail("is not one of the task's fields", f"{where}.fields[{i}]", name)
-                if names.index(name) != i:
-                    raise v.fail("is listed twice", f"{where}.fields[{i}]", name)
-            names = tuple(names)
-        classes.append(ChainClass(label=label, fields=names,
-                                  instruction=v.get(item, "instruction", str, where)))
-    out: dict[str, Any] = {"label_field": label_field, "classes": tuple(classes)}
-    for key in CHAIN_PROMPT_KEYS:
-        out[key] = v.get(prompt, key, str, "prompt", default=None)
-    out["extract_instruction"] = out["extract_instruction"] or DEFAULT_EXTRACT_INSTRUCTION
-    out["single_instruction"] = out["single_instruction"] or DEFAULT_SINGLE_INSTRUCTION
-    return out
-
-
-def _check_chain_shots(v: _V, shots: tuple[dict[str, Any], ...], labels: tuple[str, ...] | None,
-                       label_field: str, fields: tuple[FieldSpec, ...],
-                       classes: tuple[ChainClass, ...]) -> None:
-    """A chain few-shot answer is the single-call answer: the class under ``label_field`` plus
-    fields of that class (so the same example can teach all three prompts)."""
-    per_class = {c.label: set(c.fields) for c in classes if c.fields is not None}
-    for i, shot in enumerate(shots):
-        where = f"few_shot[{i}].answer"
-        label = shot["answer"].get(label_field)
-        if not isinstance(label, str) or (labels is not None and label not in labels):
-            raise v.fail(f"needs '{label_field}' set to one of the labels",
-                         f"{where}.{label_field}", label)
-        allowed = per_class.get(label, {f.name for f in fields})
-        for key in shot["answer"]:
-            if key != label_field and key not in allowed:
-                raise v.fail(f"is not a field of class '{label}'", f"{where}.{key}",
-                             shot["answer"][key])

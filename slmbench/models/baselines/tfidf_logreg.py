@@ -4,6 +4,11 @@ This is the "task-specific small model" of the routing articles: it needs labell
 GPU and costs a fraction of a millisecond per item. Its confidence is the predicted probability
 of the chosen class.
 
+The features are the baseline's; what is learnt from them is the task kind's
+(``TaskKind.fit_classifier``): one label per item by default, so a kind that answers otherwise
+(several labels per item) brings its own classifier, and the kinds that set
+``trains_classifier`` are the ones this baseline runs on.
+
 ``features=word`` drops the char n-grams: a cheaper, slightly less accurate classifier, which
 makes an honest small → large cascade pair with the default one. Settings that differ from the
 defaults are part of the model's name, so both can sit in one run.
@@ -44,43 +49,37 @@ class TfidfLogReg(Model):
 
     def __init__(self, name: str, settings: dict[str, Any]) -> None:
         super().__init__(name, settings)
-        self._pipeline: Any = None
+        self._predict: Any = None  # text → (answer text, confidence)
         self._task_name: str | None = None
 
     def supports(self, kind: str) -> bool:
-        return kind in ("classification", "routing")
+        from slmbench.tasks.kinds import find_kind
+
+        found = find_kind(kind)
+        return found is not None and found.trains_classifier
 
     def prepare(self, task: Any) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import FeatureUnion, make_pipeline
+        from sklearn.pipeline import FeatureUnion
+
+        from slmbench.tasks.kinds import get_kind
 
         if not task.train:
             raise InputError("baseline:tfidf-logreg needs a train split (dataset.train_split)",
                              file=task.spec.path, field="dataset.train_split", value=None)
-        texts = [it.text for it in task.train]
-        labels = [it.gold for it in task.train]
-        if len(set(labels)) < 2:
-            raise InputError("train split needs at least two distinct labels",
-                             file=task.spec.path, field="dataset.train_split",
-                             value=task.spec.dataset.train_split)
         parts = {
             "word": TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
             "char": TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
         }
         wanted = self.settings["features"].split("+")
         features = FeatureUnion([(k, parts[k]) for k in wanted])
-        clf = LogisticRegression(C=self.settings["C"], max_iter=self.settings["max_iter"],
-                                 random_state=self.settings["seed"])
         start = time.perf_counter()
-        self._pipeline = make_pipeline(features, clf).fit(texts, labels)
+        self._predict = get_kind(task.spec.kind).fit_classifier(task, features, self.settings)
         self.train_seconds = time.perf_counter() - start
         self._task_name = task.spec.name
 
     def complete(self, request: Request) -> Completion:
         start = time.perf_counter()
-        proba = self._pipeline.predict_proba([request.text])[0]
-        best = int(proba.argmax())
-        label = str(self._pipeline.classes_[best])
-        return Completion(text=label, latency_s=time.perf_counter() - start,
-                          confidence=float(proba[best]), confidence_source="classifier-proba")
+        text, confidence = self._predict(request.text)
+        return Completion(text=text, latency_s=time.perf_counter() - start,
+                          confidence=confidence, confidence_source="classifier-proba")
