@@ -201,10 +201,10 @@ mark("import sklearn.metrics", t)
 t = time.perf_counter()
 from slmbench.pricing.run_costs import RunCoster
 from slmbench.store import RunDir
-from slmbench.store import summary as S
-from slmbench.store.columns import ColumnReader
+from slmbench.analysis import summary as S
+from slmbench.analysis.columns import ColumnReader
 from slmbench.store.files import ReadReport, iter_numbered_jsonl
-mark("import slmbench.store.summary", t)
+mark("import slmbench.analysis.summary", t)
 run = RunDir(run_path)
 manifest = run.read_manifest()
 reader = ColumnReader(S._columnar_plan(manifest, set()))
@@ -237,7 +237,7 @@ mark("costs per pair (hourly: one hourly_cost call per distinct latency)", t)
 
 def report_row_path(run: Path) -> list[str]:
     """``slmbench report RUN --format md`` with the summary built from row dicts."""
-    code = ("import sys; import slmbench.store.summary as S; real = S.build_summary; "
+    code = ("import sys; import slmbench.analysis.summary as S; real = S.build_summary; "
             "S.build_summary = lambda run, pricing=None, **kw: real(run, pricing, "
             "columnar=False); from slmbench.cli import main; "
             f"sys.argv = ['slmbench', 'report', {str(run)!r}, '--format', 'md']; main()")

@@ -161,7 +161,7 @@ def run(
     for line in [*result.warnings, *truncation_warnings(result.summary)]:
         typer.echo(f"warning: {line}", err=True)
     typer.echo(f"results: {result.run.path}")
-    from slmbench.store.summary import failed_pairs
+    from slmbench.analysis.summary import failed_pairs
 
     failed = failed_pairs(result.summary)
     if failed or result.failures:
@@ -211,9 +211,9 @@ def reprice(
     volume: Annotated[float | None, typer.Option()] = None,
 ) -> None:
     """Price a stored run again with other sheets or another date; no model is called."""
+    from slmbench.analysis.reprice import reprice_run
     from slmbench.pricing.run_costs import PricingOptions
     from slmbench.reports.leaderboard import render_terminal
-    from slmbench.reports.reprice import reprice_run
 
     summary = reprice_run(run_path, PricingOptions(
         dirs=tuple(pricing or ()), price_date=price_date, hardware=hardware, hourly_usd=hourly,
@@ -269,8 +269,8 @@ def merge(
     out: Annotated[Path, typer.Option(help="Folder of the merged run.")],
 ) -> None:
     """Merge shard runs (--shard K/N) into one run; refuses mismatched or overlapping shards."""
+    from slmbench.analysis.merge import merge_runs
     from slmbench.reports.leaderboard import render_terminal
-    from slmbench.store.merge import merge_runs
 
     merged = merge_runs(runs, out)
     render_terminal(merged.read_summary())

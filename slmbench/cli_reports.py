@@ -100,11 +100,12 @@ def gate(
 ) -> None:
     """Fail (exit 1) when CURRENT regresses against --baseline, or a model the baseline scored
     could not run in CURRENT; exit 2 on bad input."""
-    from slmbench.reports.gate import Thresholds, gate_runs, write_junit
+    from slmbench.analysis.gate import Thresholds, gate_runs
+    from slmbench.reports.gate import gate_lines, write_junit
 
     thresholds = Thresholds.parse(max_accuracy_drop, max_cost_increase, min_accuracy, alpha)
     result = gate_runs(current, baseline, thresholds)
-    for line in result.lines():
+    for line in gate_lines(result):
         typer.echo(line)
     if junit is not None:
         write_junit(result, junit)
@@ -144,8 +145,9 @@ def cascade(
         "needs matplotlib).")] = None,
 ) -> None:
     """Simulate a small → large cascade from two stored runs (no model is called)."""
+    from slmbench.analysis import cascade as ca
+    from slmbench.analysis.gate import parse_fraction
     from slmbench.reports import cascade as cc
-    from slmbench.reports.gate import parse_fraction
 
     if threshold and sweep:
         raise InputError("give --threshold or --sweep, not both", field="--threshold",
@@ -158,23 +160,23 @@ def cascade(
     share_target = (None if target_share_of_large is None
                     else parse_fraction(target_share_of_large, "--target-share-of-large"))
     for t in threshold or ():
-        cc.check_threshold(t)
+        ca.check_threshold(t)
     if plot is not None:
         from slmbench.reports.plot import plot_format
 
         plot_format(plot, "--plot")
-    s_run, s_model = cc.parse_run_model(small, "--small")
-    l_run, l_model = cc.parse_run_model(large, "--large")
-    inp = cc.load_cascade(s_run, s_model, l_run, l_model, task)
+    s_run, s_model = ca.parse_run_model(small, "--small")
+    l_run, l_model = ca.parse_run_model(large, "--large")
+    inp = ca.load_cascade(s_run, s_model, l_run, l_model, task)
     if plot is not None and not (inp.small.priced and inp.large.priced):
         unpriced = [s.model for s in (inp.small, inp.large) if not s.priced]
         raise InputError(f"cannot draw the cascade on a cost axis: {', '.join(unpriced)} "
                          "unpriced (run without --plot for the accuracy figures)",
                          field="--plot", value=str(plot))
-    thresholds = (cc.sweep_thresholds(r.get("confidence") for r in inp.small.rows.values())
-                  if sweep else list(threshold or [cc.DEFAULT_THRESHOLD]))
-    rows = cc.simulate(inp, thresholds, escalate_invalid)
-    pick = (cc.pick_threshold(rows, acc_target, share_target)
+    thresholds = (ca.sweep_thresholds(r.get("confidence") for r in inp.small.rows.values())
+                  if sweep else list(threshold or [ca.DEFAULT_THRESHOLD]))
+    rows = ca.simulate(inp, thresholds, escalate_invalid)
+    pick = (ca.pick_threshold(rows, acc_target, share_target)
             if acc_target is not None or share_target is not None else None)
     for line in cc.describe(inp, escalate_invalid):
         typer.echo(line)
@@ -183,7 +185,7 @@ def cascade(
                "accuracy); $ = small on every item + large on escalated items")
     if pick is not None:
         typer.echo(pick.message)
-    for warning in cc.warnings(inp):
+    for warning in ca.warnings(inp):
         typer.echo(f"warning: {warning}")
     if out is not None:
         typer.echo(f"wrote {cc.write_csv(rows, out)}")

@@ -16,6 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+# What a row predicted when its answer was invalid or its call failed: strings no label can
+# equal. Task kinds (which turn a row into its label) and scoring (which counts those labels)
+# both need them, and task kinds sit above scoring, so they are defined here.
+INVALID = "<invalid>"
+ERROR = "<error>"
+
 
 @dataclass(frozen=True)
 class Request:

@@ -18,8 +18,8 @@ from conftest import BUNDLED_TASKS, gold_answerer, run_cli
 from fakeserver import FakeOpenAIServer
 from test_reports import _tables, make_rows, write_run
 
+from slmbench.analysis.cascade import pick_threshold, simulate_cascade, sweep_thresholds
 from slmbench.errors import InputError
-from slmbench.reports.cascade import pick_threshold, simulate_cascade, sweep_thresholds
 from slmbench.reports.leaderboard import load_summaries
 from slmbench.scoring.calibration import (
     bin_index,

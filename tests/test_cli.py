@@ -112,8 +112,8 @@ def test_torn_last_line_is_skipped_and_reported(tmp_path, capsys):
     items = tmp_path / "torn" / "items.jsonl"
     lines = items.read_text().splitlines()
     items.write_text("\n".join(lines[:3]) + "\n" + lines[3][:25])  # a kill mid-write
+    from slmbench.analysis.summary import build_summary
     from slmbench.store import open_run
-    from slmbench.store.summary import build_summary
 
     summary = build_summary(open_run(tmp_path / "torn"))
     assert summary["skipped_lines"] == [4]

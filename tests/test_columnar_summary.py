@@ -1,4 +1,4 @@
-"""The columnar summary (slmbench/store/columns.py) equals the summary built from row dicts.
+"""The columnar summary (slmbench/analysis/columns.py) equals the summary built from row dicts.
 
 ``build_summary`` summarises classification and routing pairs from typed columns read in one
 streaming pass; ``build_summary(columnar=False)`` builds every pair from row dicts, the path
@@ -31,13 +31,13 @@ from fakeserver import FakeOpenAIServer, FaultPlan
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from slmbench.analysis import columns as C
+from slmbench.analysis import summary as S
 from slmbench.errors import InputError
 from slmbench.pricing.run_costs import PricingOptions
 from slmbench.runner.retry import RetryPolicy
 from slmbench.runner.run import RunOptions, run_benchmark
 from slmbench.store import RunDir
-from slmbench.store import columns as C
-from slmbench.store import summary as S
 from slmbench.tasks import build_messages, load_items, load_task
 
 CLS, ROUTING = BUNDLED_TASKS / "banking77_mini.yaml", BUNDLED_TASKS / "support_routing.yaml"

@@ -10,8 +10,8 @@ import pytest
 from conftest import BUNDLED_TASKS, gold_answerer, run_cli
 from fakeserver import FakeOpenAIServer, count_completion_tokens, count_prompt_tokens
 
+from slmbench.analysis.reprice import reprice_run
 from slmbench.pricing.run_costs import PricingOptions
-from slmbench.reports.reprice import reprice_run
 from slmbench.runner.run import RunOptions, run_benchmark
 from slmbench.tasks import build_messages
 

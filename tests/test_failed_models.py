@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from conftest import SUMMARY_LABELS, run_cli, summary_manifest, write_stored_run
 
+from slmbench.analysis import summary as S
 from slmbench.reports.leaderboard import (
     leaderboard_entries,
     render_csv,
@@ -28,7 +29,6 @@ from slmbench.reports.leaderboard import (
     render_text,
 )
 from slmbench.store import RunDir
-from slmbench.store import summary as S
 
 LABELS = SUMMARY_LABELS
 GOOD, BROKEN, NO_KEY, PROBED, CUT = ("openai/gpt-5.4-nano", "openai/gpt-5.4-mini",
@@ -366,7 +366,7 @@ def test_gate_fails_when_a_baseline_model_failed_now(tmp_path, capsys):
 
 
 def test_gate_fails_a_model_that_could_not_run_in_either_run(tmp_path):
-    from slmbench.reports.gate import gate_runs
+    from slmbench.analysis.gate import gate_runs
 
     base = write_stored_run(tmp_path / "base", manifest("base", FAILURES), all_rows())
     cur = write_stored_run(tmp_path / "cur", manifest("cur", FAILURES), all_rows())
@@ -396,8 +396,8 @@ def test_gate_skips_a_pair_that_failed_in_the_baseline(tmp_path, capsys):
 
 
 def test_cascade_refuses_a_failed_model_and_skips_it_when_picking(tmp_path, capsys):
+    from slmbench.analysis.cascade import load_cascade
     from slmbench.errors import InputError
-    from slmbench.reports.cascade import load_cascade
 
     run = write_stored_run(tmp_path / "r", manifest("r", FAILURES), all_rows())
     with pytest.raises(InputError, match=f"{BROKEN} could not run in this run .*max_tokens"):

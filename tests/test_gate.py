@@ -9,8 +9,7 @@ import pytest
 from conftest import run_cli
 from test_reports import make_rows, write_run
 
-from slmbench.errors import InputError
-from slmbench.reports.gate import (
+from slmbench.analysis.gate import (
     Thresholds,
     gate_runs,
     mcnemar,
@@ -18,6 +17,7 @@ from slmbench.reports.gate import (
     mcnemar_exact_p,
     parse_percent,
 )
+from slmbench.errors import InputError
 
 TASK = {"t": {"kind": "classification", "labels": ["a", "b"]}}
 NANO = "openai/gpt-5.4-nano"

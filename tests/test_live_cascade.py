@@ -13,8 +13,8 @@ import pytest
 from conftest import BUNDLED_TASKS, gold_answerer, run_cli
 from fakeserver import FakeOpenAIServer
 
+from slmbench.analysis.cascade import simulate_cascade
 from slmbench.pricing.run_costs import PricingOptions
-from slmbench.reports.cascade import simulate_cascade
 from slmbench.runner.live_cascade import CascadeSpec
 from slmbench.runner.run import RunOptions, run_benchmark
 
@@ -161,7 +161,7 @@ def test_readme_cascade_of_two_baselines_runs_live(tmp_path, capsys):
 
 def test_sharded_live_cascade_merges_into_the_whole(tmp_path, servers):
     """--shard and --cascade compose: the merged shards give the unsharded cascade's figures."""
-    from slmbench.store.merge import merge_runs
+    from slmbench.analysis.merge import merge_runs
 
     _, small_srv, large_srv = servers
     spec = CascadeSpec(f"{SMALL}?api_base={small_srv.base_url}&logprobs=true",
@@ -182,8 +182,8 @@ def test_stopped_cascade_is_incomplete_until_a_resume_fills_it_in(tmp_path, serv
     """Escalated items without a large-model row (a run stopped early) make the cascade
     incomplete: no accuracy or $ is claimed for it, and a resume calls the large model for
     the missing items only."""
+    from slmbench.analysis.summary import build_summary
     from slmbench.store import RunDir
-    from slmbench.store.summary import build_summary
 
     _, small_srv, large_srv = servers
     spec = CascadeSpec(f"{SMALL}?api_base={small_srv.base_url}&logprobs=true",

@@ -17,6 +17,7 @@ import yaml
 from conftest import BUNDLED_TASKS, run_cli, write_jsonl, write_task
 from provider_emulators import OPENAI_REASONING_MODEL, OpenAIReasoningEmulator
 
+from slmbench.analysis import summary as S
 from slmbench.errors import InputError
 from slmbench.models.base import Completion
 from slmbench.reports.leaderboard import render_json, render_markdown
@@ -25,7 +26,6 @@ from slmbench.runner.run import RunOptions, run_benchmark
 from slmbench.scoring import label_matcher, task_metrics
 from slmbench.scoring.bootstrap import count_bootstrap_ci
 from slmbench.store import open_run
-from slmbench.store import summary as S
 from slmbench.tasks import kinds, load_items, load_task, parse_task
 from slmbench.tasks.kinds.multilabel import KIND, parse_labels
 from slmbench.tasks.schema import SCHEMA_FILE, builtin_schema_text, task_schema

@@ -316,3 +316,15 @@ def test_a_reasoning_effort_sweep_is_one_row_per_effort_each_priced(tmp_path, ca
     price = load_book(PricingOptions()).lookup(OPENAI_REASONING_MODEL, _run_date(manifest))
     assert high["total_usd"] - low["total_usd"] == pytest.approx(4 * 60 * price.output / 1e6,
                                                                  rel=1e-9)
+
+
+def test_progress_bars_start_after_the_probe(tmp_path, capsys):
+    """Without -q the probe ran before any bar existed (KeyError in the progress display)."""
+    with OpenAIReasoningEmulator(gold_responder(ROUTING)) as srv:
+        code, out, err = run_cli(["run", str(ROUTING), "-m",
+                                  f"{OPENAI_REASONING_MODEL}?api_base={srv.url}", "--limit", "4",
+                                  "--results-dir", str(tmp_path), "--run-id", "r",
+                                  "--executor", "local", "--no-cache"], capsys)
+    assert code == 0, err
+    assert "Traceback" not in err and len(srv.requests) == 4
+    assert len(_rows(tmp_path)) == 4

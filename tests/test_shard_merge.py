@@ -8,11 +8,11 @@ import pytest
 from conftest import BUNDLED_TASKS, gold_answerer, run_cli
 from fakeserver import FakeOpenAIServer
 
+from slmbench.analysis.merge import merge_runs
 from slmbench.errors import InputError
 from slmbench.runner.run import RunOptions, load_tasks, run_benchmark
 from slmbench.runner.shard import parse_shard, shard_of
 from slmbench.store import open_run
-from slmbench.store.merge import merge_runs
 
 ROUTING = BUNDLED_TASKS / "support_routing.yaml"
 SAME = ("accuracy", "accuracy_ci", "macro_f1", "weighted_f1", "per_class", "confusion",

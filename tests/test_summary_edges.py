@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 from conftest import SUMMARY_LABELS, SUMMARY_ROUTES, run_cli, summary_manifest, write_stored_run
 
+from slmbench.analysis import summary as S
 from slmbench.errors import InputError
 from slmbench.pricing.cost import hourly_cost, summarize_costs
 from slmbench.pricing.run_costs import PricingOptions
 from slmbench.reports.leaderboard import fmt, render_markdown, render_text
 from slmbench.scoring import classification_metrics
 from slmbench.store import RunDir
-from slmbench.store import summary as S
 
 LABELS, ROUTES = SUMMARY_LABELS, SUMMARY_ROUTES
 MODELS = {"openai/gpt-5.4": {"pricing": "tokens"}, "local:hourly": {"pricing": "hourly"}}

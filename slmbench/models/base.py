@@ -94,6 +94,11 @@ class Model(ABC):
         None when nothing is known to be wrong."""
         return None
 
+    def resume_from(self, stored: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Called on a resume with the settings the run stored for this model: a backend
+        whose settings grew since then sets each new one, unless given, to what it meant before
+        it existed, so that the resumed rows answer like the stored ones."""
+
     def warnings(self) -> list[str]:
         """One line per setting that was asked for but cannot be honoured (shown once)."""
         return []

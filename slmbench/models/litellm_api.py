@@ -33,6 +33,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 #: model run at several efforts or budgets gives several rows
 NAMED_SETTINGS = ("reasoning_effort", "max_tokens", "structured")
 
+#: what each of those meant before it existed (runs stored by slmbench before 2026-12-02)
+LEGACY_SETTINGS = {"structured": "off", "reasoning_effort": None, "max_tokens": None}
+
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 
 
@@ -128,10 +131,26 @@ class LiteLLMModel(Model):
         super().__init__(name + ("?" + "&".join(shown) if shown else ""), settings)
         self.litellm_id = name
         self._litellm: Any = None
-        self.contract = resolve_contract(name, self.settings, given)
+        self._explicit = given
+        self._legacy: set[str] = set()  # settings a resumed run had not heard of
+        self._resolve()
+
+    def _resolve(self) -> None:
+        self.contract = resolve_contract(self.litellm_id, self.settings, self._explicit)
         # what is sent (the contract drops what the provider would reject)
         self.logprobs = self.contract.logprobs
         self.structured_output = self.contract.structured
+
+    def resume_from(self, stored: dict[str, Any]) -> None:
+        """A run stored before ``structured``, ``reasoning_effort`` and ``max_tokens`` existed
+        sent no structured output and the task's budget: resume it that way (and record the
+        settings as they were stored, so that the resume is not refused as a change)."""
+        legacy = {k: v for k, v in LEGACY_SETTINGS.items()
+                  if k not in stored and k not in self._explicit}
+        if legacy:
+            self.settings.update(legacy)
+            self._legacy = set(legacy)
+            self._resolve()
 
     def output_budget(self, request: Request) -> int:
         return self.contract.output_budget(request.max_tokens)
@@ -233,6 +252,7 @@ class LiteLLMModel(Model):
         info["openai_http"] = ("litellm base HTTP handler" if flag.strip().lower() in
                                ("true", "1", "yes") else "openai SDK")
         info["contract"] = self.contract.describe()
+        info["settings"] = {k: v for k, v in self.settings.items() if k not in self._legacy}
         return info
 
 

@@ -80,7 +80,7 @@ def offloads_to_gpu(model_info: dict[str, Any]) -> bool:
 
 class CostColumns:
     """What costing reads of one task × model's rows, column by column (numpy arrays in row
-    order): a columnar summary (:mod:`slmbench.store.columns`) hands these over instead of a
+    order): a columnar summary (:mod:`slmbench.analysis.columns`) hands these over instead of a
     million row dicts; :class:`RowCostColumns` builds them from row dicts."""
 
     def __len__(self) -> int:

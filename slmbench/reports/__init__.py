@@ -1,6 +1,8 @@
-"""Reports built from stored results only: leaderboard, Pareto plot, CI gate.
+"""Reports built from stored results only: leaderboard, Pareto plot, cascade table, CI gate.
 
-Nothing here calls a model; heavy libraries (pandas, matplotlib) are imported inside functions.
+Rendering only (terminal, markdown, CSV, JSON, plot, JUnit): the figures come from
+:mod:`slmbench.analysis`, so ``run`` builds its summary without loading any renderer. Nothing
+here calls a model; heavy libraries (pandas, matplotlib) are imported inside functions.
 """
 
 from slmbench.reports.leaderboard import leaderboard_frame

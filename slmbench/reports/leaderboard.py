@@ -1,7 +1,7 @@
 """The leaderboard: one row per task × model, built from stored results (never a model call).
 
 Every figure comes from a summary, and summaries are rebuilt from stored rows with
-:func:`slmbench.store.summary.build_summary`. The same rows feed the terminal table, markdown,
+:func:`slmbench.analysis.summary.build_summary`. The same rows feed the terminal table, markdown,
 CSV, JSON and :func:`leaderboard_frame` (a pandas DataFrame).
 
 *Pareto frontier*: per task, a priced row is on the accuracy–cost frontier when no other priced
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from slmbench.errors import InputError
+from slmbench.pricing.cost import format_usd as _usd
 
 # (title, key) of the terminal and markdown leaderboard, in order
 COLUMNS = [
@@ -67,19 +68,9 @@ DEFAULT_SORT = "usd_per_correct"
 # formatting
 
 
-def _usd(value: float) -> str:
-    if value == 0:
-        return "$0"
-    if value >= 100:
-        return f"${value:,.0f}"
-    if value >= 0.01:
-        return f"${value:.4f}".rstrip("0").rstrip(".") if value < 1 else f"${value:,.2f}"
-    return f"${value:.3g}"
-
-
 def failed_cell(reason: str, chars: int = CELL_REASON) -> str:
     """``failed (reason)``, the reason cut to ``chars`` (0: just ``failed``)."""
-    from slmbench.store.summary import one_line
+    from slmbench.analysis.summary import one_line
 
     return f"failed ({one_line(reason, chars)})" if chars > 0 else "failed"
 
@@ -132,8 +123,8 @@ def md_table(head: Sequence[str], rows: Iterable[Sequence[Any]],
 
 def load_summaries(runs: Iterable[Any]) -> list[dict[str, Any]]:
     """Summaries rebuilt from stored rows: ``runs`` holds run folders, RunDirs or summaries."""
+    from slmbench.analysis.summary import build_summary
     from slmbench.store import RunDir, open_run
-    from slmbench.store.summary import build_summary
 
     out = []
     for run in runs:

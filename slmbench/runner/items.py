@@ -1,12 +1,11 @@
-"""One item through one model: request → completion (with retries) → scored result row."""
+"""One item through one model: its request, and the scored result row of its completion (the
+call itself, with retries, is runner/pair.py's call_item)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from slmbench.models.base import Completion, Model, Request
-from slmbench.runner.cache import ResponseCache
-from slmbench.runner.retry import AdaptiveWindow, RetryPolicy, call_with_retries
 from slmbench.scoring import label_matcher
 from slmbench.store.manifest import now_iso
 from slmbench.tasks import Item, LoadedTask, build_messages
@@ -60,13 +59,3 @@ class ItemScorer:
             row["invalid"], row["truncated"] = False, True
         return row
 
-
-def call_model(model: Model, scorer: ItemScorer, item: Item, request: Request,
-               policy: RetryPolicy, cache: ResponseCache | None, key: str | None,
-               window: AdaptiveWindow | None = None) -> dict[str, Any]:
-    """One fresh model call (with retries) → scored row; successful answers go to the cache."""
-    comp, error, attempts, permanent = call_with_retries(lambda: model.complete(request), policy,
-                                                         window=window)
-    if comp is not None and cache is not None and key is not None:
-        cache.put(key, comp)
-    return scorer.row(model, item, comp, error, attempts, permanent)

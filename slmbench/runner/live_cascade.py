@@ -4,7 +4,7 @@ model is called only on the items the small one escalates.
 Both models' rows are stored under their own names in the one run folder (the large model's
 rows cover the escalated items only), and the manifest records the cascade. The cascade's
 figures are then computed from those rows by the same code as the offline simulation
-(:func:`slmbench.reports.cascade.live_cascade_entries`), with the same escalation rule
+(:func:`slmbench.analysis.cascade.live_cascade_entries`), with the same escalation rule
 (:func:`slmbench.scoring.escalation.escalates`) that picked the items here, so a live cascade
 equals its simulation on the same rows by construction and ``report`` can recompute it.
 """
@@ -31,7 +31,7 @@ class CascadeSpec:
 def parse_cascade(text: str, threshold: float | None = None, escalate_invalid: bool = True
                   ) -> CascadeSpec:
     """``SMALL,LARGE`` → :class:`CascadeSpec` (model ids never hold a comma)."""
-    from slmbench.reports.cascade import DEFAULT_THRESHOLD, check_threshold
+    from slmbench.analysis.cascade import DEFAULT_THRESHOLD, check_threshold
 
     parts = [p.strip() for p in str(text).split(",")]
     if len(parts) != 2 or not all(parts):

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from slmbench.analysis.summary import build_summary
 from slmbench.errors import InputError
 from slmbench.machine import usable_cores
 from slmbench.models import Model, resolve_model
@@ -49,7 +50,6 @@ from slmbench.runner.retry import RetryPolicy
 from slmbench.runner.shard import shard_of
 from slmbench.store import RunDir, row_key
 from slmbench.store.manifest import environment, now_iso
-from slmbench.store.summary import build_summary
 from slmbench.tasks import Item, LoadedTask, load_items, load_task
 
 
@@ -244,7 +244,8 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
                 (task.spec.name, model.name, item.id), [])
             drive_pair(pair, [item], lambda row, kept=rows: (appender.append(row),
                                                               kept.append(row)),
-                       counts, progress, ErrorLimit(None), probe)
+                       # no bar yet: the pair's bar counts the probe's item as done
+                       counts, SilentProgress(), ErrorLimit(None), probe)
             if probe.reason is not None:
                 fail(model, probe.reason, names)
         for task in tasks:
@@ -384,6 +385,11 @@ def make_pair_run(task: LoadedTask, model: Model, scorer: ItemScorer, options: R
 
 def _start_manifest(run: RunDir, tasks: list[LoadedTask], models: list[Model],
                     options: RunOptions) -> Manifest:
+    if run.manifest_path.exists():  # a resume continues each model as it was stored
+        stored = run.read_manifest().get("models", {})
+        for m in models:
+            if m.name in stored:
+                m.resume_from(stored[m.name].get("settings") or {})
     fresh: Manifest = {
         "run_id": run.run_id, "started_at": now_iso(), "finished_at": None,
         "seed": options.seed, "environment": environment(),

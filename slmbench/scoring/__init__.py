@@ -9,16 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from slmbench.records import ERROR, INVALID
 from slmbench.scoring.classification import classification_metrics, most_confused
 from slmbench.scoring.extraction import exact_match, extraction_metrics
-from slmbench.scoring.parsing import INVALID, label_matcher, parse_json_object, parse_label
+from slmbench.scoring.parsing import label_matcher, parse_json_object, parse_label
 
 __all__ = [
-    "INVALID", "classification_metrics", "exact_match", "extraction_metrics", "label_matcher",
-    "most_confused", "parse_json_object", "parse_label", "routing_metrics", "task_metrics",
+    "ERROR", "INVALID", "classification_metrics", "exact_match", "extraction_metrics",
+    "label_matcher", "most_confused", "parse_json_object", "parse_label", "routing_metrics",
+    "task_metrics",
 ]
-
-ERROR = "<error>"
 
 
 def routing_metrics(gold: Sequence[str], routed: Sequence[str], routes: Sequence[str],

@@ -19,10 +19,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from slmbench.records import INVALID
 from slmbench.scoring.bootstrap import bootstrap_ci
 from slmbench.scoring.classification import classification_metrics
 from slmbench.scoring.extraction import exact_match, extraction_metrics
-from slmbench.scoring.parsing import INVALID, parse_json_object, parse_label
+from slmbench.scoring.parsing import parse_json_object, parse_label
 
 
 def parse_chain_answer(text: str, label_field: str, field_names: Sequence[str],

@@ -40,7 +40,7 @@ def coded_classification_metrics(y_true: Any, y_pred: Any, n_correct: int,
     string: the form a columnar read of a million rows has, without a string per item.
 
     Stored runs only hold gold labels of the label set (task loading refuses others, and
-    :func:`~slmbench.store.summary.check_rows` refuses rows that do not), but the figures are
+    :func:`~slmbench.analysis.summary.check_rows` refuses rows that do not), but the figures are
     defined whatever the codes: a gold that is not a label is a miss, and F1 is taken over the
     labels given with ``zero_division=0`` (sklearn's ``confusion_matrix`` refuses a sample
     without any gold label, so the matrix is counted here)."""

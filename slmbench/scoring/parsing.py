@@ -13,8 +13,6 @@ import json
 import re
 from typing import Any
 
-INVALID = "<invalid>"
-
 _PREFIX = re.compile(r"^(label|answer|intent|route|category|class)\s*[:=-]\s*", re.I)
 _STRIP = " \t\r\n\"'`.,;:!?()[]{}<>*"
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)

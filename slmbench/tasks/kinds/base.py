@@ -28,8 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from slmbench.errors import InputError
-from slmbench.scoring import ERROR
-from slmbench.scoring.parsing import INVALID
+from slmbench.records import ERROR, INVALID
 
 if TYPE_CHECKING:
     from slmbench.models.base import Completion
@@ -90,7 +89,7 @@ class TaskKind:
     choice_noun: str = "label set"
     default_instruction: str = ""
     default_max_tokens: int = 32
-    #: True when the summary can read this kind's rows as typed columns (store/columns.py):
+    #: True when the summary can read this kind's rows as typed columns (analysis/columns.py):
     #: one label string of gold and prediction per row; a kind opts in
     columnar: bool = False
     #: True when the TF-IDF baseline can learn it (:meth:`fit_classifier`); a kind opts in

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from slmbench.errors import InputError
-from slmbench.scoring import ERROR
+from slmbench.records import ERROR
 from slmbench.tasks.kinds.base import TaskKind
 from slmbench.tasks.spec import MODEL_TARGET, Route
 

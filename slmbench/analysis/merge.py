@@ -12,12 +12,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from slmbench.analysis.summary import build_summary
 from slmbench.errors import InputError
 from slmbench.models.base import semantic_settings
 from slmbench.store.files import JsonlAppender
 from slmbench.store.manifest import now_iso
 from slmbench.store.run_dir import RunDir, open_run, row_key
-from slmbench.store.summary import build_summary
 
 PRICING_OPTIONS = ("pricing_dirs", "price_date", "hardware", "hourly_usd", "volume_per_day")
 

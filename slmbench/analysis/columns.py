@@ -39,10 +39,10 @@ The figures are computed by the same scoring and costing functions as the row pa
 int-coded arrays and :class:`~slmbench.pricing.run_costs.CostColumns`), and must equal it
 (tests/test_columnar_summary.py). A row these columns cannot hold exactly (a label that is not
 a string, a confidence outside [0, 1], a token count that is not a whole number, a negative
-latency, ...) raises :class:`ColumnarUnsupported`: :func:`~slmbench.store.summary.build_summary`
+latency, ...) raises :class:`ColumnarUnsupported`: :func:`~slmbench.analysis.summary.build_summary`
 then summarises the run from row dicts, which gives that path's figures or its error. So does a
 gold that is not one of the task's labels (``golds``): a corrupt row, which the row path names
-in an InputError (:func:`~slmbench.store.summary.check_rows`).
+in an InputError (:func:`~slmbench.analysis.summary.check_rows`).
 """
 
 from __future__ import annotations

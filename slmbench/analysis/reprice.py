@@ -6,10 +6,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from slmbench.analysis.summary import build_summary, pricing_from_manifest
 from slmbench.pricing.run_costs import PricingOptions
 from slmbench.store import open_run
 from slmbench.store.manifest import now_iso
-from slmbench.store.summary import build_summary, pricing_from_manifest
 
 
 def reprice_run(path: str | Path, pricing: PricingOptions) -> dict[str, Any]:

@@ -19,16 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from slmbench.errors import InputError
-from slmbench.pricing.cost import summarize_costs
-from slmbench.pricing.run_costs import PricingOptions, RunCoster
-from slmbench.scoring import coded_task_metrics, outcome_counts, task_metrics
-from slmbench.scoring.calibration import (
-    calibration_metrics,
-    calibration_summary,
-    check_confidence,
-)
-from slmbench.store.columns import (
+from slmbench.analysis.columns import (
     CORRECT,
     ERROR,
     INVALID,
@@ -38,6 +29,15 @@ from slmbench.store.columns import (
     PairColumns,
     is_columnar,
     read_columns,
+)
+from slmbench.errors import InputError
+from slmbench.pricing.cost import summarize_costs
+from slmbench.pricing.run_costs import PricingOptions, RunCoster
+from slmbench.scoring import coded_task_metrics, outcome_counts, task_metrics
+from slmbench.scoring.calibration import (
+    calibration_metrics,
+    calibration_summary,
+    check_confidence,
 )
 from slmbench.store.manifest import now_iso
 from slmbench.store.run_dir import RunDir
@@ -260,7 +260,7 @@ def _failed_entry(task: str, model: str, info: dict[str, Any], timings: list[dic
 
 def _columnar_plan(manifest: dict[str, Any], row_tasks: set[str]
                    ) -> Callable[[str, str], str | None] | None:
-    """Which pairs :mod:`slmbench.store.columns` summarises (those of kinds with a columnar
+    """Which pairs :mod:`slmbench.analysis.columns` summarises (those of kinds with a columnar
     layout: classification and routing, except ``row_tasks`` and chain pipelines); ``None``
     when the run needs every row as a dict (live cascades read them all)."""
     tasks = manifest.get("tasks")
@@ -368,7 +368,7 @@ def build_summary(run: RunDir, pricing: PricingOptions | None = None, *,
         results.append(entry)
     cascades: list[dict[str, Any]] = []
     if manifest.get("cascades"):
-        from slmbench.reports.cascade import live_cascade_entries
+        from slmbench.analysis.cascade import live_cascade_entries
 
         cascades = live_cascade_entries(run, rows, coster)
         # a cascade leaning on a model that could not run is no result either
