@@ -47,8 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# bench_llama_batch: {path.name}, n_threads {args.threads}; machine: {machine()}")
     if not args.no_wait:
         print(f"# before: {wait_for_quiet()}", flush=True)
-    llm = Llama(str(path), n_ctx=2048, n_threads=args.threads, n_threads_batch=args.threads,
-                verbose=False)
+    from slmbench.models.llamacpp import model_params, use_extra_bufts
+
+    with model_params(use_extra_bufts("auto")):  # no AMX weight buffers: they crash in decode
+        llm = Llama(str(path), n_ctx=2048, n_threads=args.threads,
+                    n_threads_batch=args.threads, verbose=False)
     prefix = llm.tokenize(PREFIX)
     llm.eval(prefix)
     start = llm.n_tokens

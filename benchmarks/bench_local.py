@@ -166,9 +166,14 @@ class Runner:
         else:
             from llama_cpp import Llama, LlamaGrammar, llama_chat_format
 
-            self.llm = Llama(model_path=str(embedded_model_path("smollm2")), n_ctx=args.n_ctx,
-                             n_gpu_layers=args.n_gpu_layers, n_threads=args.n_threads,
-                             n_batch=512, seed=0, verbose=False, logits_all=False)
+            from slmbench.models.llamacpp import model_params, use_extra_bufts
+
+            # loaded as slmbench loads it (no AMX weight buffers, which crash in decode)
+            with model_params(use_extra_bufts("auto")):
+                self.llm = Llama(model_path=str(embedded_model_path("smollm2")),
+                                 n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers,
+                                 n_threads=args.n_threads, n_batch=512, seed=0, verbose=False,
+                                 logits_all=False)
             if key == "c":
                 template = self.llm.metadata["tokenizer.chat_template"]
                 eos = self.llm._model.token_get_text(self.llm.token_eos())
