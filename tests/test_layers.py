@@ -24,7 +24,7 @@ PKG = REPO / "slmbench"
 # top to bottom: a module may import its own layer and those listed before it, never after
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("slmbench", "slmbench.errors", "slmbench.records", "slmbench.paths",
-              "slmbench.machine", "slmbench.secrets")),
+              "slmbench.machine", "slmbench.secrets", "slmbench.markdown")),
     ("tasks", ("slmbench.tasks",)),
     ("scoring", ("slmbench.scoring",)),
     ("models", ("slmbench.models",)),
@@ -205,6 +205,25 @@ def test_module_level_imports_respect_the_layers():
     problems = [f"{m} ({name_of(m)}) imports {t} ({name_of(t)})"
                 for m, targets in sorted(module_graph().items()) for t in sorted(targets)
                 if layer(t) > layer(m)]
+    assert not problems, "\n".join(problems)
+
+
+def test_no_lower_layer_reaches_rendering_even_inside_a_function():
+    """Deferred imports are allowed between computing layers, but rendering (reports, cli)
+    stays on top: a kind's report section formats with ``slmbench.markdown``."""
+    top = min(RANK["slmbench.reports"], RANK["slmbench.cli"])
+    problems = []
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(REPO).with_suffix("")
+        is_package = rel.name == "__init__"
+        module = ".".join(rel.parts[:-1] if is_package else rel.parts)
+        if layer(module) >= top:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                problems += [f"{module} imports {t}" for t in _targets(module, is_package, node)
+                             if t.startswith("slmbench.") and layer(t) >= top]
     assert not problems, "\n".join(problems)
 
 

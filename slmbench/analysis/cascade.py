@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from slmbench.errors import InputError
-from slmbench.pricing.cost import format_usd
+from slmbench.markdown import format_usd
 
 SWEEP = tuple(round(i * 0.05, 2) for i in range(21))  # 0.0, 0.05, ..., 1.0
 FEW_CONFIDENCES = 50  # a sweep adds every distinct confidence when there are at most this many

@@ -31,6 +31,7 @@ from slmbench.analysis.columns import (
     read_columns,
 )
 from slmbench.errors import InputError
+from slmbench.markdown import REASON_CHARS, one_line  # noqa: F401 - REASON_CHARS: re-export
 from slmbench.pricing.cost import summarize_costs
 from slmbench.pricing.run_costs import PricingOptions, RunCoster
 from slmbench.scoring import coded_task_metrics, outcome_counts, task_metrics
@@ -50,16 +51,6 @@ SUMMARY_FIELDS = frozenset({
     "confidence_source", "cached", "steps", "truncated", "reasoning_tokens",
     "cache_write_tokens",
 })
-
-# a reason stays one line of a report, whatever the provider's error text held
-REASON_CHARS = 300
-
-
-def one_line(text: Any, limit: int = REASON_CHARS) -> str:
-    """``text`` as one line of at most ``limit`` characters: provider errors run over several
-    lines and quote whole request bodies."""
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[:limit - 1].rstrip() + "…"
 
 
 def failure_reasons(manifest: dict[str, Any]) -> dict[tuple[str, str], str]:

@@ -36,21 +36,6 @@ PER_MILLION = 1_000_000.0
 DAYS_PER_MONTH = 30
 
 
-def format_usd(value: float | None) -> str:
-    """A $ figure as every report and message writes it. It lives with the arithmetic, not in
-    ``reports/``, because ``analysis/`` puts $ figures into the sentences of its decisions (a
-    cascade's pick) and must not import the renderers. ``None`` (unpriced) is a dash."""
-    if value is None:
-        return "–"
-    if value == 0:
-        return "$0"
-    if value >= 100:
-        return f"${value:,.0f}"
-    if value >= 0.01:
-        return f"${value:.4f}".rstrip("0").rstrip(".") if value < 1 else f"${value:,.2f}"
-    return f"${value:.3g}"
-
-
 def _count(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():

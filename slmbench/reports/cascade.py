@@ -16,7 +16,7 @@ from typing import Any
 
 from slmbench.analysis.cascade import FIELDS, CascadeInput, Pick
 from slmbench.errors import InputError
-from slmbench.pricing.cost import format_usd
+from slmbench.markdown import format_usd
 
 
 def _cells(row: dict[str, Any]) -> list[str]:

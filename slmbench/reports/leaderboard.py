@@ -27,7 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from slmbench.errors import InputError
-from slmbench.pricing.cost import format_usd as _usd
+from slmbench.markdown import (  # noqa: F401 - fmt, md_table, failed_cell: also used by tests
+    CELL_REASON,
+    FRONTIER_MARK,
+    USD_KEYS,
+    failed_cell,
+    fmt,
+    md_cell,
+    md_table,
+)
+from slmbench.markdown import cell as _cell
 
 # (title, key) of the terminal and markdown leaderboard, in order
 COLUMNS = [
@@ -37,10 +46,6 @@ COLUMNS = [
     ("p95 s", "latency_p95_s"), ("items/s", "items_per_s"), ("$/1k items", "usd_per_1k_items"),
     ("$/correct", "usd_per_correct"), ("correct/$", "correct_per_usd"), ("Pareto", "pareto"),
 ]
-USD_KEYS = ("usd_per_1k_items", "usd_per_correct", "correct_per_usd")
-FRONTIER_MARK = "★"
-FAILED_KEYS = ("accuracy", *USD_KEYS)  # the cells of a failed row that say so
-CELL_REASON = 40  # characters of a failure reason in a table cell (the full one is below it)
 
 # the flat, numeric fields of one leaderboard row (CSV columns, DataFrame columns, JSON rows)
 FIELDS = [
@@ -62,59 +67,6 @@ SORT_ALIASES = {"cost": "usd_per_1k_items", "$/correct": "usd_per_correct",
                 "latency": "latency_p50_s", "p50": "latency_p50_s", "p95": "latency_p95_s",
                 "f1": "macro_f1", "invalid": "invalid_rate", "errors": "n_errors"}
 DEFAULT_SORT = "usd_per_correct"
-
-
-# ---------------------------------------------------------------------------------------------
-# formatting
-
-
-def failed_cell(reason: str, chars: int = CELL_REASON) -> str:
-    """``failed (reason)``, the reason cut to ``chars`` (0: just ``failed``)."""
-    from slmbench.analysis.summary import one_line
-
-    return f"failed ({one_line(reason, chars)})" if chars > 0 else "failed"
-
-
-def fmt(key: str, value: Any, row: dict[str, Any] | None = None) -> str:
-    if key in FAILED_KEYS and row is not None and row.get("failed"):
-        return failed_cell(row["failed"])
-    if key in USD_KEYS and row is not None and not row.get("priced", True):
-        return "unpriced"
-    if key == "pareto":
-        return FRONTIER_MARK if value else ""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"  # no figure (an old summary.json may hold an infinite correct/$)
-    if key == "correct_per_usd":
-        return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
-    if key in USD_KEYS:
-        return _usd(value)
-    if key == "accuracy_ci":
-        return f"{value[0]:.1%}–{value[1]:.1%}"
-    if key in ("accuracy", "invalid_rate", "fallback_rate", "accuracy_fallback_as_miss",
-               "json_valid_rate"):
-        return f"{value:.1%}"
-    if key in ("macro_f1", "precision", "recall", "f1", "micro_f1"):
-        return f"{value:.3f}"
-    if key in ("latency_p50_s", "latency_p95_s"):
-        return f"{value:.3f}" if value < 10 else f"{value:.1f}"
-    if key == "items_per_s":
-        return f"{value:,.1f}"
-    return str(value)
-
-
-def md_cell(text: Any) -> str:
-    """A markdown table cell: pipes escaped, no line breaks."""
-    return " ".join(str(text).split()).replace("|", "\\|")
-
-
-def md_table(head: Sequence[str], rows: Iterable[Sequence[Any]],
-             align: Sequence[str] | None = None) -> str:
-    """A GitHub-flavoured markdown table; ``align`` holds 'l' or 'r' per column."""
-    align = align or ["l"] * len(head)
-    lines = ["| " + " | ".join(md_cell(h) for h in head) + " |",
-             "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
-    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,16 +226,6 @@ def _table_columns(multi_run: bool) -> list[tuple[str, str]]:
     return [("run", "run_id"), *COLUMNS] if multi_run else list(COLUMNS)
 
 
-def _cell(key: str, row: dict[str, Any], reason_chars: int = CELL_REASON) -> str:
-    if key in FAILED_KEYS and row.get("failed"):
-        return failed_cell(row["failed"], reason_chars)
-    if key == "accuracy_ci":
-        value = ([row["accuracy_ci_low"], row["accuracy_ci_high"]]
-                 if row["accuracy_ci_low"] is not None else None)
-        return fmt(key, value, row)
-    return fmt(key, row.get(key), row)
-
-
 def render_terminal(summary: dict[str, Any] | Sequence[dict[str, Any]], console: Any = None,
                     sort: str | None = None) -> None:
     """Print the leaderboard of one summary (or several) as a rich table."""
@@ -371,73 +313,6 @@ def _short_path(path: str) -> str:
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     except (ValueError, OSError):
         return path
-
-
-def _label_rows(entry: dict[str, Any]) -> list[list[Any]]:
-    per_class = entry.get("per_class") or {}
-    confusion = entry.get("confusion") or {}
-    labels, matrix = confusion.get("labels") or [], confusion.get("matrix") or []
-    predicted = {lab: sum(row[j] for row in matrix) for j, lab in enumerate(labels)} \
-        if matrix else {}
-    out = []
-    for label, m in per_class.items():
-        if m.get("support", 0) == 0 and predicted.get(label, 1) == 0:
-            continue  # neither in gold nor predicted: no evidence either way
-        out.append([label, fmt("precision", m.get("precision")),
-                    fmt("recall", m.get("recall")), fmt("f1", m.get("f1")), m.get("support")])
-    return out
-
-
-def reliability_part(entry: dict[str, Any]) -> list[str]:
-    """Markdown of a model's confidence calibration: ECE and the non-empty reliability bins
-    (nothing when no row has a confidence)."""
-    n_conf = entry.get("n_confidence") or 0
-    if not n_conf or entry.get("ece") is None:
-        return []
-    missing = entry.get("n_no_confidence") or 0
-    sources = ", ".join(entry.get("confidence_sources") or []) or "unknown source"
-    text = (f"Calibration: ECE {entry['ece']:.3f} over the {n_conf} items with a confidence "
-            f"({sources})")
-    text += (f"; {missing} without one (left out, not imputed).\n" if missing else ".\n")
-    rows = [[f"{b['lo']:.2f}–{b['hi']:.2f}", b["count"], f"{b['mean_confidence']:.3f}",
-             fmt("accuracy", b["accuracy"])] for b in entry.get("reliability") or []]
-    return [text, md_table(["confidence", "items", "mean confidence", "accuracy"], rows,
-                           ["l", "r", "r", "r"])]
-
-
-def is_cascade(entry: dict[str, Any]) -> bool:
-    """A live cascade's entry (``run --cascade``), not a model's."""
-    return "threshold" in entry and "small" in entry
-
-
-def cascade_part(entry: dict[str, Any]) -> str:
-    return (f"Run live: `{md_cell(entry['small'])}` answered all {entry['n_items']} items, "
-            f"`{md_cell(entry['large'])}` the {entry['n_escalated']} "
-            f"({fmt('accuracy', entry['escalated_share'])}) whose confidence was below "
-            f"{entry['threshold']:g}" + (" or whose answer was invalid"
-                                          if entry.get("escalate_invalid") else "")
-            + ". $ = small on every item + large on the escalated ones.\n")
-
-
-def label_parts(entry: dict[str, Any]) -> list[str]:
-    """Markdown of a label task's model: per-label figures, the most confused pairs, and the
-    calibration of its confidences."""
-    from slmbench.scoring.classification import most_confused
-
-    parts = []
-    label_rows = _label_rows(entry)
-    if label_rows:
-        parts.append(md_table(["label", "precision", "recall", "F1", "support"],
-                              label_rows, ["l", "r", "r", "r", "r"]))
-    pairs = most_confused(entry["confusion"]) if entry.get("confusion") else []
-    if pairs:
-        parts.append("Most confused (gold → predicted):\n")
-        parts.append(md_table(["gold", "predicted", "count"],
-                              [[g, p, c] for g, p, c in pairs], ["l", "l", "r"]))
-    else:
-        parts.append("No confusions between labels.\n")
-    parts.extend(reliability_part(entry))
-    return parts
 
 
 def _task_section(task: str, rows: list[dict[str, Any]], multi: bool) -> list[str]:

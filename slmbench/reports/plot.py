@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from slmbench.errors import InputError
-from slmbench.reports.leaderboard import failed_cell, leaderboard_entries
+from slmbench.markdown import failed_cell
+from slmbench.reports.leaderboard import leaderboard_entries
 
 FORMATS = ("png", "svg", "pdf")
 

@@ -273,7 +273,7 @@ class TaskKind:
     def report_model(self, entry: dict[str, Any]) -> list[str]:
         """Markdown of one model's part of the task's section (not called for a failed
         model): a live cascade's summary, else :meth:`report_details`."""
-        from slmbench.reports.leaderboard import cascade_part, is_cascade
+        from slmbench.markdown import cascade_part, is_cascade
 
         if is_cascade(entry):
             return [cascade_part(entry)]
@@ -281,9 +281,46 @@ class TaskKind:
 
     def report_details(self, entry: dict[str, Any]) -> list[str]:
         """The per-label table, the most confused pairs and the calibration of a model."""
-        from slmbench.reports.leaderboard import label_parts
-
         return label_parts(entry)
+
+
+def _label_rows(entry: dict[str, Any]) -> list[list[Any]]:
+    from slmbench.markdown import fmt
+
+    per_class = entry.get("per_class") or {}
+    confusion = entry.get("confusion") or {}
+    labels, matrix = confusion.get("labels") or [], confusion.get("matrix") or []
+    predicted = {lab: sum(row[j] for row in matrix) for j, lab in enumerate(labels)} \
+        if matrix else {}
+    out = []
+    for label, m in per_class.items():
+        if m.get("support", 0) == 0 and predicted.get(label, 1) == 0:
+            continue  # neither in gold nor predicted: no evidence either way
+        out.append([label, fmt("precision", m.get("precision")),
+                    fmt("recall", m.get("recall")), fmt("f1", m.get("f1")), m.get("support")])
+    return out
+
+
+def label_parts(entry: dict[str, Any]) -> list[str]:
+    """Markdown of a label task's model: per-label figures, the most confused pairs, and the
+    calibration of its confidences."""
+    from slmbench.markdown import md_table, reliability_part
+    from slmbench.scoring.classification import most_confused
+
+    parts = []
+    label_rows = _label_rows(entry)
+    if label_rows:
+        parts.append(md_table(["label", "precision", "recall", "F1", "support"],
+                              label_rows, ["l", "r", "r", "r", "r"]))
+    pairs = most_confused(entry["confusion"]) if entry.get("confusion") else []
+    if pairs:
+        parts.append("Most confused (gold → predicted):\n")
+        parts.append(md_table(["gold", "predicted", "count"],
+                              [[g, p, c] for g, p, c in pairs], ["l", "l", "r"]))
+    else:
+        parts.append("No confusions between labels.\n")
+    parts.extend(reliability_part(entry))
+    return parts
 
 
 def parse_labels(v: _V, data: dict[str, Any], train_split: str | None) -> dict[str, Any]:

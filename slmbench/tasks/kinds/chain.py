@@ -196,7 +196,8 @@ class Chain(TaskKind):
 
     def report_table(self, rows: list[dict[str, Any]], multi: bool) -> list[str]:
         """Pipelines and single calls side by side on the three figures that matter."""
-        from slmbench.reports.leaderboard import _cell, fmt, md_table
+        from slmbench.markdown import cell as _cell
+        from slmbench.markdown import fmt, md_table
 
         head = (["run"] if multi else []) + [
             "model", "intent accuracy", "intent macro-F1", "field P / R / F1", "exact match",
@@ -217,7 +218,8 @@ class Chain(TaskKind):
 
     def report_model(self, entry: dict[str, Any]) -> list[str]:
         """Its steps' costs (pipelines) and the per-field table, then the class's tables."""
-        from slmbench.reports.leaderboard import _usd, fmt, md_cell, md_table
+        from slmbench.markdown import fmt, md_cell, md_table
+        from slmbench.markdown import format_usd as _usd
 
         parts = []
         pricing = entry.get("pricing") or {}

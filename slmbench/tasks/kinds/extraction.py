@@ -121,7 +121,7 @@ class Extraction(TaskKind):
         return check
 
     def report_details(self, entry: dict[str, Any]) -> list[str]:
-        from slmbench.reports.leaderboard import fmt, md_table, reliability_part
+        from slmbench.markdown import fmt, md_table, reliability_part
 
         fields = entry.get("per_field") or {}
         return [

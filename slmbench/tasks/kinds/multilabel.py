@@ -171,7 +171,8 @@ class Multilabel(TaskKind):
 
     # -- report ---------------------------------------------------------------------------
     def report_table(self, rows: list[dict[str, Any]], multi: bool) -> list[str]:
-        from slmbench.reports.leaderboard import _cell, failed_cell, fmt, md_table
+        from slmbench.markdown import cell as _cell
+        from slmbench.markdown import failed_cell, fmt, md_table
 
         head = (["run"] if multi else []) + [
             "model", "subset accuracy", "micro-F1", "macro-F1", "Hamming loss", "$/correct",
@@ -192,7 +193,7 @@ class Multilabel(TaskKind):
                 "assigned right; Hamming loss = share of wrong item × label cells.\n"]
 
     def report_details(self, entry: dict[str, Any]) -> list[str]:
-        from slmbench.reports.leaderboard import fmt, md_table, reliability_part
+        from slmbench.markdown import fmt, md_table, reliability_part
 
         per_label = entry.get("per_label") or {}
         return [md_table(

@@ -112,7 +112,9 @@ class Routing(TaskKind):
         what they cost."""
         import math
 
-        from slmbench.reports.leaderboard import _cell, _usd, failed_cell, fmt, md_cell, md_table
+        from slmbench.markdown import cell as _cell
+        from slmbench.markdown import failed_cell, fmt, md_cell, md_table
+        from slmbench.markdown import format_usd as _usd
 
         paths = any("route_paths" in r["entry"] for r in rows)
         head = (["run"] if multi else []) + ["model", "fallback rate",
