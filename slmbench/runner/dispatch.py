@@ -196,6 +196,11 @@ class PairCounts:
     rows: int = 0
     cached: int = 0
 
+    def add(self, row: ResultRow) -> None:
+        self.rows += 1
+        self.calls += row["attempts"]
+        self.cached += bool(row["cached"])
+
 
 def drive_pair(pair: Any, items: list[Item], append: Callable[[ResultRow], None],
                counts: PairCounts, progress: Any, errors: ErrorLimit,
@@ -206,9 +211,7 @@ def drive_pair(pair: Any, items: list[Item], append: Callable[[ResultRow], None]
     failed: str | None = None
     for row in pair.rows(items):
         append(row)
-        counts.rows += 1
-        counts.calls += row["attempts"]
-        counts.cached += bool(row["cached"])
+        counts.add(row)
         progress.advance()
         reason = fail_fast.record(row)
         if reason is not None and failed is None:

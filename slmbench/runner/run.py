@@ -201,8 +201,8 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
         if options.use_cache else None
     appender = run.appender()
     counts = PairCounts()
-    # the probe's row is the item's row, and counts toward its pair's limits
-    probed: dict[tuple[str, str, Any], list[ResultRow]] = {}
+    # (task, model) → the pre-flight probe's row: the item's row, counted toward its limits
+    probes: dict[tuple[str, str], ResultRow] = {}
     interrupted: BaseException | None = None
 
     def pair_items(task: LoadedTask, model: Model) -> tuple[tuple[Item, ...], list[Item]]:
@@ -232,20 +232,19 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
                 continue
             if not options.preflight:
                 continue
-            task = next((t for t in tasks if model.supports(t.spec.kind)
-                         and pair_items(t, model)[1]), None)
-            if task is None:
+            first = next(((t, todo[0]) for t in tasks if model.supports(t.spec.kind)
+                          for todo in [pair_items(t, model)[1]] if todo), None)
+            if first is None:
                 continue
-            item = pair_items(task, model)[1][0]
+            task, item = first
             pair = make_pair_run(task, model, ItemScorer(task), options, cache, cap, coster)
             pair.prepare(task)
             probe = FailFast(1)
-            rows: list[ResultRow] = probed.setdefault(
-                (task.spec.name, model.name, item.id), [])
-            drive_pair(pair, [item], lambda row, kept=rows: (appender.append(row),
-                                                              kept.append(row)),
-                       # no bar yet: the pair's bar counts the probe's item as done
-                       counts, SilentProgress(), ErrorLimit(None), probe)
+            for row in pair.rows([item]):
+                appender.append(row)
+                counts.add(row)
+                probes[(task.spec.name, model.name)] = row
+                probe.record(row)
             if probe.reason is not None:
                 fail(model, probe.reason, names)
         for task in tasks:
@@ -258,19 +257,19 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
                 if failures.failed(task.spec.name, model.name):
                     continue
                 items, todo = pair_items(task, model)
-                todo = [it for it in todo if (task.spec.name, model.name, it.id) not in probed]
+                probe_row = probes.get((task.spec.name, model.name))
+                if probe_row is not None:
+                    todo = [it for it in todo if it.id != probe_row["item_id"]]
                 progress.start(task.spec.name, model.name, len(items), len(items) - len(todo))
                 errors.reset()
                 fail_fast = FailFast(options.fail_fast)
                 pair = make_pair_run(task, model, scorer, options, cache, cap, coster)
-                for key, rows in probed.items():
-                    if key[:2] == (task.spec.name, model.name):
-                        for row in rows:
-                            fail_fast.record(row)
-                            limit = errors.record(row)
-                            if limit:  # the probe alone reached --max-errors
-                                todo = []
-                                pair.stop(limit)
+                if probe_row is not None:
+                    fail_fast.record(probe_row)
+                    limit = errors.record(probe_row)
+                    if limit:  # the probe alone reached --max-errors
+                        todo = []
+                        pair.stop(limit)
                 if todo:
                     pair.prepare(task)
                 try:
