@@ -303,24 +303,29 @@ def _error_body(status: int, message: str, etype: str, code: str | None = None) 
     return json.dumps(err).encode()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class TrackedHandler(BaseHTTPRequestHandler):
+    """A keep-alive handler whose server's ``owner`` tracks open connections, so that stopping
+    the server can close them (also the base of the provider emulators' handler)."""
+
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
-    server: _Server  # type: ignore[assignment]
 
-    # -- plumbing -------------------------------------------------------------------------
     def setup(self) -> None:
         super().setup()
-        self.server.owner._track(self.connection, True)
+        self.server.owner._track(self.connection, True)  # type: ignore[attr-defined]
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
-            self.server.owner._track(self.connection, False)
+            self.server.owner._track(self.connection, False)  # type: ignore[attr-defined]
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass
+
+
+class _Handler(TrackedHandler):
+    server: _Server  # type: ignore[assignment]
 
     def _send(
         self,

@@ -75,14 +75,24 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 try:  # pytest puts tests/ on sys.path
-    from fakeserver import count_completion_tokens, count_prompt_tokens, message_text
+    from fakeserver import (
+        TrackedHandler,
+        count_completion_tokens,
+        count_prompt_tokens,
+        message_text,
+    )
 except ImportError:  # pragma: no cover - imported as tests.provider_emulators
-    from tests.fakeserver import count_completion_tokens, count_prompt_tokens, message_text
+    from tests.fakeserver import (
+        TrackedHandler,
+        count_completion_tokens,
+        count_prompt_tokens,
+        message_text,
+    )
 
 __all__ = [
     "ANTHROPIC_MODEL",
@@ -285,23 +295,8 @@ def _constrain(schema: Any, text: str) -> tuple[str, bool, Any]:
 # --------------------------------------------------------------------------- HTTP plumbing
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(TrackedHandler):
     server: _Server  # type: ignore[assignment]
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.emulator._track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.emulator._track(self.connection, False)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        pass
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self._serve("GET")
@@ -315,7 +310,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             n = 0
         raw = self.rfile.read(n) if n > 0 else b""
-        status, payload = self.server.emulator._dispatch(method, self.path, self.headers, raw)
+        status, payload = self.server.owner._dispatch(method, self.path, self.headers, raw)
         data = json.dumps(payload).encode()
         head = [
             f"HTTP/1.1 {status} {self.responses.get(status, ('Unknown',))[0]}",
@@ -328,7 +323,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    emulator: _Emulator
+    owner: _Emulator
 
 
 class _Emulator:
@@ -364,7 +359,7 @@ class _Emulator:
     def start(self) -> _Emulator:
         if self._httpd is None:
             httpd = _Server(("127.0.0.1", self._port), _Handler)
-            httpd.emulator = self
+            httpd.owner = self
             self._httpd = httpd
             self.port = httpd.server_address[1]
             self._thread = threading.Thread(
