@@ -29,6 +29,12 @@ def report(
     plot: Annotated[Path | None, typer.Option(
         help="With --format md: also write the Pareto plot (.png/.svg) next to the markdown "
         "and embed it.")] = None,
+    min_accuracy: Annotated[str | None, typer.Option(
+        help="With --format md or html: the recommendation section names the cheapest option "
+        "meeting this floor (default: the cheapest option for every floor).")] = None,
+    confidence: Annotated[str, typer.Option(
+        help="The recommendation's floor is met by the CI's lower-bound (default) or the "
+        "point accuracy.")] = "lower-bound",
 ) -> None:
     """Leaderboard of stored runs (no model is called)."""
     from slmbench.reports import leaderboard as lb
@@ -39,6 +45,7 @@ def report(
     if plot is not None and fmt != "md":
         raise InputError("--plot goes with --format md", field="--plot", value=str(plot))
     lb.resolve_sort(sort)  # a bad key fails before any work
+    floor = _floor(min_accuracy, confidence)
     summaries = lb.load_summaries(runs)
     if fmt == "table" and out is None:
         lb.render_terminal(summaries, sort=sort)
@@ -53,7 +60,8 @@ def report(
         plot_pareto(summaries, (out.parent if out else Path(".")) / plot)
         link = plot.as_posix()
     if fmt == "md":
-        text = lb.render_markdown(summaries, sort=sort, plot=link)
+        text = lb.render_markdown(summaries, sort=sort, plot=link,
+                                  recommendation=_recommendation_md(runs, floor, confidence))
     elif fmt == "csv":
         text = lb.render_csv(summaries, sort=sort)
     elif fmt == "json":
@@ -66,6 +74,27 @@ def report(
         typer.echo(f"wrote {out}" + (f" and {out.parent / plot}" if plot else ""))
     else:
         typer.echo(text, nl=False)
+
+
+def _floor(min_accuracy: str | None, confidence: str) -> float | None:
+    from slmbench.analysis.gate import parse_fraction
+    from slmbench.analysis.recommend import check_confidence_mode
+
+    check_confidence_mode(confidence)
+    return None if min_accuracy is None else parse_fraction(min_accuracy, "--min-accuracy")
+
+
+def _recommendations(runs: list[Path], floor: float | None, confidence: str) -> list:
+    from slmbench.analysis.recommend import recommend
+
+    return recommend(runs, floor or 0.0, confidence=confidence)
+
+
+def _recommendation_md(runs: list[Path], floor: float | None, confidence: str) -> list[str]:
+    from slmbench.reports.recommend import markdown_section
+
+    return markdown_section(_recommendations(runs, floor, confidence),
+                            floor_given=floor is not None)
 
 
 def plot(
@@ -193,9 +222,44 @@ def cascade(
         typer.echo(f"wrote {cc.plot_cascade(rows, plot, inp, pick)}")
 
 
+def recommend(
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN", help="Run folders.")],
+    min_accuracy: Annotated[str, typer.Option(
+        help="Accuracy floor, e.g. 0.90 or 90%.")],
+    task: Annotated[str | None, typer.Option(
+        help="Only this task (default: each task of the runs).")] = None,
+    volume: Annotated[str | None, typer.Option(
+        help="Items per day for the $/month figures, e.g. 1e6/day, 3e7/month (default: the "
+        "run's --volume-per-day, else 1e6/day).")] = None,
+    confidence: Annotated[str, typer.Option(
+        help="lower-bound: the floor must be met by the lower bound of the 95% CI; point: by "
+        "the accuracy itself.")] = "lower-bound",
+    as_json: Annotated[bool, typer.Option("--json", help="JSON for CI.")] = False,
+) -> None:
+    """The cheapest model or two-model cascade meeting an accuracy floor, from stored rows (no
+    model is called); exit 1 when no option meets it."""
+    from slmbench.analysis.gate import parse_fraction
+    from slmbench.analysis.recommend import check_confidence_mode, parse_volume
+    from slmbench.analysis.recommend import recommend as decide
+    from slmbench.reports import recommend as rr
+
+    floor = parse_fraction(min_accuracy, "--min-accuracy")
+    check_confidence_mode(confidence)
+    recs = decide(runs, floor, task=task, confidence=confidence,
+                  volume_per_day=parse_volume(volume))
+    if as_json:
+        typer.echo(rr.render_json(recs), nl=False)
+    else:
+        for line in rr.render_lines(recs):
+            typer.echo(line)
+    if any(r.decision is None for r in recs):
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``report``, ``plot``, ``gate`` and ``cascade`` to the main app."""
+    """Add ``report``, ``plot``, ``gate``, ``cascade`` and ``recommend`` to the main app."""
     app.command("report")(report)
     app.command("plot")(plot)
     app.command("gate")(gate)
     app.command("cascade")(cascade)
+    app.command("recommend")(recommend)

@@ -338,10 +338,14 @@ def _task_section(task: str, rows: list[dict[str, Any]], multi: bool) -> list[st
 
 
 def render_markdown(summary: dict[str, Any] | Sequence[dict[str, Any]],
-                    sort: str | None = None, plot: str | None = None) -> str:
+                    sort: str | None = None, plot: str | None = None,
+                    recommendation: Sequence[str] = ()) -> str:
     """The leaderboard, per-task sections and a provenance footer as GitHub markdown.
 
     ``plot``: a relative path to an image of the Pareto plot, embedded under the leaderboard.
+    ``recommendation``: the markdown parts of the recommendation section
+    (:func:`slmbench.reports.recommend.markdown_section`), placed after the leaderboard: it is
+    built from the runs' rows, which a summary alone does not hold.
     """
     summaries = [summary] if isinstance(summary, dict) else list(summary)
     rows = leaderboard_entries(summaries, sort)
@@ -359,6 +363,7 @@ def render_markdown(summary: dict[str, Any] | Sequence[dict[str, Any]],
         parts.append("\n".join(f"* {md_cell(line)}" for line in failures) + "\n")
     if plot:
         parts.append(f"![accuracy vs $ per 1k items]({plot})\n")
+    parts.extend(recommendation)
     tasks: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         tasks.setdefault(r["task"], []).append(r)
