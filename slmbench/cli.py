@@ -23,6 +23,7 @@ DEFAULT_MODELS = ["llamacpp:smollm2", "baseline:tfidf-logreg"]
 
 @app.command()
 def run(
+    ctx: typer.Context,
     tasks: Annotated[list[Path] | None, typer.Argument(
         help="Task YAML files (default: the bundled example suite in tasks/).")] = None,
     model: Annotated[list[str] | None, typer.Option(
@@ -36,6 +37,12 @@ def run(
     resume: Annotated[Path | None, typer.Option(
         help="Resume this run folder: only items without a row are sent to models.")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N items per task.")] = None,
+    sample: Annotated[int | None, typer.Option(
+        help="N items per task drawn at random (seeded by --seed), stratified by gold answer; "
+        "after --limit.")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Estimate items, tokens, $ and time per task × model (as "
+        "`slmbench estimate`); no model is called and nothing runs.")] = False,
     shard: Annotated[str | None, typer.Option(
         help="Run shard K of N (K/N) of the items, by a stable hash of the item id.")] = None,
     concurrency: Annotated[int, typer.Option(help="Parallel requests for API models.")] = 8,
@@ -98,7 +105,17 @@ def run(
     from slmbench.runner.progress import SilentProgress
     from slmbench.runner.run import RunOptions, run_benchmark
 
-    task_paths = list(tasks or bundled_tasks())
+    # a bare --resume RUN continues that run: its tasks, models and options (runner/run.py)
+    task_paths = list(tasks or ([] if resume is not None and not dry_run else bundled_tasks()))
+    resume_given: frozenset[str] | None = None
+    if dry_run:
+        from slmbench.runner.pilot import estimate_command
+
+        estimate_command(task_paths, list(model or DEFAULT_MODELS), limit=limit, sample=sample,
+                         seed=seed, concurrency=concurrency, pricing=pricing,
+                         price_date=price_date, hardware=hardware, hourly=hourly,
+                         save_to=(results_dir / run_id) if run_id else None)
+        return
     if resume is not None:
         if run_id is not None and run_id != resume.name:
             raise InputError("give --resume or --run-id, not both", field="--run-id",
@@ -107,6 +124,7 @@ def run(
             raise InputError("not a run folder (no manifest.json)", field="--resume",
                              value=str(resume))
         results_dir, run_id = resume.parent, resume.name
+        resume_given = _given_options(ctx)
     if limit is not None and limit < 1:
         raise InputError("must be at least 1", field="--limit", value=limit)
     if fail_fast < 0:
@@ -120,7 +138,8 @@ def run(
                          value=threshold)
     cascade_spec = (parse_cascade(cascade, threshold, escalate_invalid)
                     if cascade is not None else None)
-    models = list(model) if model else ([] if cascade_spec or chain else list(DEFAULT_MODELS))
+    models = list(model) if model else ([] if cascade_spec or chain or resume is not None
+                                        else list(DEFAULT_MODELS))
 
     progress = SilentProgress()
     if not quiet:
@@ -130,7 +149,7 @@ def run(
     try:
         result = run_benchmark(
             task_paths, models, results_dir=results_dir, run_id=run_id,
-            options=RunOptions(seed=seed, concurrency=concurrency, limit=limit,
+            options=RunOptions(seed=seed, concurrency=concurrency, limit=limit, sample=sample,
                                shard=parse_shard(shard),
                                executor=executor, workers=workers, ray_address=ray_address,
                                max_errors=max_errors, max_cost_usd=max_cost, use_cache=cache,
@@ -139,7 +158,7 @@ def run(
                                pricing=PricingOptions(
                                    dirs=tuple(pricing or ()), price_date=price_date,
                                    hardware=hardware, hourly_usd=hourly, volume_per_day=volume)),
-            progress=progress)
+            progress=progress, resume_given=resume_given)
     except RunStopped as exc:
         _close(progress)
         typer.echo(f"{exc}; {_kept(exc)}", err=True)
@@ -190,6 +209,13 @@ def _close(progress: object) -> None:
         progress.close()
 
 
+def _given_options(ctx: typer.Context) -> frozenset[str]:
+    """The options of this command the user typed (not defaults): a resume keeps the rest."""
+    sources = {name: ctx.get_parameter_source(name) for name in ctx.params}
+    return frozenset(name for name, source in sources.items()
+                     if source is not None and source.name != "DEFAULT")
+
+
 def _kept(exc: BaseException) -> str:
     run = getattr(exc, "run", None)
     counts = getattr(exc, "counts", {})
@@ -219,7 +245,8 @@ def reprice(
     render_terminal(summary)
 
 
-pricing_app = typer.Typer(help="Pricing sheets: list, show a model, check.")
+pricing_app = typer.Typer(help="Pricing sheets: list, show a model, check, diff against "
+                          "litellm, import from litellm.")
 app.add_typer(pricing_app, name="pricing")
 
 
@@ -261,6 +288,57 @@ def pricing_check(pricing: Annotated[list[Path] | None, typer.Option("--pricing"
     raise typer.Exit(code)
 
 
+@pricing_app.command("diff")
+def pricing_diff(
+    on: Annotated[str | None, typer.Option(help="Sheets in effect on YYYY-MM-DD (default: "
+                                           "today).")] = None,
+    all_models: Annotated[bool, typer.Option(
+        "--all", help="List every model litellm prices that no sheet has (default: counts).")
+    ] = False,
+    pricing: Annotated[list[Path] | None, typer.Option("--pricing")] = None,
+    litellm_json: Annotated[Path | None, typer.Option(
+        help="A litellm price map JSON to compare with instead of the installed one.")] = None,
+) -> None:
+    """Sheets in effect vs the installed litellm's bundled price map (offline); exit 1 on any
+    disagreement."""
+    from slmbench.pricing.commands import run_diff
+
+    text, code = run_diff(_pricing_dirs(pricing), on, all_models, litellm_json)
+    typer.echo(text, nl=False)
+    raise typer.Exit(code)
+
+
+@pricing_app.command("import")
+def pricing_import(
+    provider: Annotated[str, typer.Argument(help="litellm provider name, e.g. groq.")],
+    from_litellm: Annotated[bool, typer.Option(
+        "--from-litellm", help="Draft the sheet from litellm's bundled price map.")] = False,
+    out: Annotated[Path | None, typer.Option(
+        help="Sheet to write (default: pricing/<provider>/<date>.yaml); never overwritten.")
+    ] = None,
+    on: Annotated[str | None, typer.Option(
+        help="effective_from of the new sheet, YYYY-MM-DD (default: today).")] = None,
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", "-m", help="Only these models (repeatable).")] = None,
+    include_existing: Annotated[bool, typer.Option(
+        help="Also draft models a sheet already prices (their rows are replaced from --on).")
+    ] = False,
+    pricing: Annotated[list[Path] | None, typer.Option("--pricing")] = None,
+    litellm_json: Annotated[Path | None, typer.Option(
+        help="A litellm price map JSON to read instead of the installed one.")] = None,
+) -> None:
+    """Write a new dated sheet of PROVIDER from litellm's map (confidence: litellm only),
+    showing how it differs from the sheets in effect."""
+    from slmbench.pricing.commands import run_import
+
+    if not from_litellm:
+        raise InputError("the only source to import from is litellm's map: add --from-litellm",
+                         field="--from-litellm")
+    typer.echo(run_import(provider, _pricing_dirs(pricing), out=out, on=on, models=model or (),
+                          include_existing=include_existing, litellm_json=litellm_json),
+               nl=False)
+
+
 @app.command()
 def merge(
     runs: Annotated[list[Path], typer.Argument(help="Shard run folders.")],
@@ -273,6 +351,44 @@ def merge(
     merged = merge_runs(runs, out)
     render_terminal(merged.read_summary())
     typer.echo(f"merged: {merged.path}")
+
+
+@app.command()
+def estimate(
+    tasks: Annotated[list[Path] | None, typer.Argument(
+        help="Task YAML files (default: the bundled example suite in tasks/).")] = None,
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", "-m", help="Model id, repeatable (as for run).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N items per task.")] = None,
+    sample: Annotated[int | None, typer.Option(
+        help="N items per task, seeded and stratified by gold (as for run).")] = None,
+    pilot: Annotated[int | None, typer.Option(
+        help="Run N sampled items per model first and estimate from their measured tokens "
+        "and latency, with a 95% interval (calls the models).")] = None,
+    concurrency: Annotated[int, typer.Option(help="Parallel requests for API models.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of --sample and --pilot.")] = 0,
+    warmup: Annotated[bool, typer.Option(
+        "--warmup/--no-warmup", help="Time local models on a few items.")] = True,
+    pricing: Annotated[list[Path] | None, typer.Option("--pricing")] = None,
+    price_date: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
+    hardware: Annotated[str | None, typer.Option()] = None,
+    hourly: Annotated[float | None, typer.Option()] = None,
+    results_dir: Annotated[Path, typer.Option(help="Folder holding run folders.")] = Path(
+        "results"),
+    run_id: Annotated[str | None, typer.Option(
+        help="Store the estimate as estimate.json in this run folder; a run with the same "
+        "--run-id then keeps it, and reports set it against the actual cost.")] = None,
+) -> None:
+    """Items, input tokens, output range, $ low/expected/high and wall time per task × model,
+    before the run; calls no API model (local models are timed on a short warm-up)."""
+    from slmbench.paths import bundled_tasks
+    from slmbench.runner.pilot import estimate_command
+
+    estimate_command(list(tasks or bundled_tasks()), list(model or DEFAULT_MODELS),
+                     limit=limit, sample=sample, seed=seed, concurrency=concurrency,
+                     pilot=pilot, warmup=warmup, pricing=pricing, price_date=price_date,
+                     hardware=hardware, hourly=hourly,
+                     save_to=(results_dir / run_id) if run_id else None)
 
 
 @app.command("validate")

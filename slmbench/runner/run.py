@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from slmbench.runner.dispatch import (
     PairCounts,
     drive_pair,
     failure_line,
+    stored_spend,
     timing_entry,
 )
 from slmbench.runner.executors import (
@@ -51,6 +52,8 @@ from slmbench.runner.shard import shard_of
 from slmbench.store import RunDir, row_key
 from slmbench.store.manifest import environment, now_iso
 from slmbench.tasks import Item, LoadedTask, load_items, load_task
+from slmbench.tasks.fewshot import check_prompt_settings
+from slmbench.tasks.loading import sample_items
 
 
 @dataclass
@@ -58,6 +61,8 @@ class RunOptions:
     seed: int = 0
     concurrency: int = 8
     limit: int | None = None
+    #: N items per task drawn seeded and stratified by gold (tasks.loading.sample_items)
+    sample: int | None = None
     shard: tuple[int, int] | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     pricing: PricingOptions = field(default_factory=PricingOptions)
@@ -108,7 +113,8 @@ def task_description(task: LoadedTask) -> dict[str, Any]:
 
 
 def load_tasks(paths: list[Path], limit: int | None = None,
-               shard: tuple[int, int] | None = None) -> list[LoadedTask]:
+               shard: tuple[int, int] | None = None, sample: int | None = None,
+               seed: int = 0) -> list[LoadedTask]:
     tasks = []
     seen: dict[str, Path] = {}
     for path in paths:
@@ -118,6 +124,8 @@ def load_tasks(paths: list[Path], limit: int | None = None,
                              field="name", value=task.spec.name)
         seen[task.spec.name] = path
         items = task.items[:limit] if limit is not None else task.items
+        if sample is not None:
+            items = sample_items(items, sample, seed)
         if shard is not None:
             items = tuple(it for it in items if shard_of(it.id, shard[1]) == shard[0])
         if items is not task.items:
@@ -133,17 +141,29 @@ CASCADE_FIELDS = frozenset({"confidence", "invalid", "error"})
 
 def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: Path,
                   run_id: str | None = None, options: RunOptions | None = None,
-                  progress: Progress | None = None) -> RunResult:
+                  progress: Progress | None = None,
+                  resume_given: frozenset[str] | None = None) -> RunResult:
     """Run every task × model, append rows as they finish, then write the summary.
+
+    ``resume_given`` (``--resume RUN``: the command-line options the user set, by their CLI
+    names) continues the stored run ``run_id`` as it was started: no tasks or models means
+    the manifest's, and every option not given is the manifest's (:func:`restore_invocation`).
 
     Raises :class:`RunStopped` (after writing the summary) when ``max_errors`` or ``max_cost``
     ended the run early, and re-raises ``KeyboardInterrupt`` likewise: rows are never lost.
     """
     options = options or RunOptions()
     progress = progress or SilentProgress()
+    restored: Restored | None = None
+    if resume_given is not None and run_id is not None:
+        restored = restore_invocation(RunDir(Path(results_dir) / run_id), task_paths,
+                                      model_ids, options, resume_given)
+        task_paths, model_ids, options = restored.task_paths, restored.model_ids, \
+            restored.options
     if not task_paths:
         raise InputError("no task files given", field="TASKS")
     model_ids = list(model_ids)
+    given_ids = list(model_ids)  # before the cascade's: a resume tells them apart
     cascade = options.cascade
     if cascade is not None:
         # the small model runs on every item; the large one only on escalated items, unless it
@@ -161,6 +181,9 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
     cap = CostCap(options.max_cost_usd)
     models = [resolve_model(m) for m in model_ids]
     models += _chain_models(options, Path(results_dir))
+    _check_distinct_names(models)
+    if restored is not None:
+        restored.check_models(models)
     # a model without its key makes no call: it must not start worker processes either
     not_ready = {m.name: reason for m in models if m.remote and (reason := m.not_ready())}
     options = resolve_executor(options, [m for m in models if m.name not in not_ready])
@@ -168,7 +191,9 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
     # e.g. worker processes importing litellm while the tasks load
     prestarted = executor.prestart(ExecutorOptions.of(options),
                                    [m for m in models if m.name not in not_ready])
-    tasks = load_tasks(task_paths, options.limit, options.shard)
+    tasks = load_tasks(task_paths, options.limit, options.shard, options.sample, options.seed)
+    if restored is not None:
+        restored.check_tasks(tasks)
     if prestarted:  # this process mostly waits on the workers from here
         _import_in_background(SUMMARY_MODULES)
     partial: Model | None = None  # the cascade's large model, called on escalated items only
@@ -178,6 +203,10 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
         if cascade_large_only:
             partial = large_model
     executor.check(ExecutorOptions.of(options), models)  # e.g. Ray: cluster reachable
+    for task in tasks:  # ?prompt= names a prompt of every task the model does, ?k= a train split
+        for model in models:
+            if model.supports(task.spec.kind):
+                check_prompt_settings(task, model.settings, model.name)
     coster = RunCoster(options.pricing, None)  # bad sheets, dates, --hardware fail here
     if cap.cap is not None:
         for model in models:
@@ -187,14 +216,18 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
                                  "unpriced", field="--model", value=model.name)
 
     run = RunDir(Path(results_dir) / (run_id or new_run_id()))
-    manifest = _start_manifest(run, tasks, models, options)
+    manifest = _start_manifest(run, tasks, models, options, given_ids)
     if cascade is not None:
         entry = manifest_entry(cascade, small_model.name, large_model.name)
         manifest.setdefault("cascades", [])
         if entry not in manifest["cascades"]:
             manifest["cascades"].append(entry)
     run.write_manifest(manifest)
-    done = {row_key(r) for r in run.rows() if not r.get("error")}
+    stored_rows = run.rows()
+    done = {row_key(r) for r in stored_rows if not r.get("error")}
+    if cap.cap is not None:  # the cap is on the run: a resume starts from what it spent
+        cap.seed(stored_spend(stored_rows, manifest.get("models") or {}, coster))
+    del stored_rows
     failures = Failures.of(manifest, (m.name for m in models))
     warnings = [w for m in models for w in m.warnings()]  # the CLI prints them once
     cache = ResponseCache(Path(results_dir) / ".cache" / "responses.sqlite3") \
@@ -313,6 +346,21 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
                      warnings=warnings)
 
 
+def _check_distinct_names(models: list[Model]) -> None:
+    """Rows, cache entries and the leaderboard know a model by its name: two models of one
+    name (one id served by two endpoints, two GGUF files of one file name) would be merged
+    into one row set, so they are refused before the run unless labelled with ``name=``."""
+    seen: dict[str, Model] = {}
+    for model in models:
+        other = seen.setdefault(model.name, model)
+        if other is not model:
+            given = model.model_id or model.name
+            raise InputError(
+                f"two models are both named {model.name} (also {other.model_id or other.name})"
+                f"; label each with name=, e.g. '{given}{'&' if '?' in given else '?'}"
+                "name=b'", field="--model", value=given)
+
+
 def _chain_models(options: RunOptions, results_dir: Path) -> list[Model]:
     """The ``--chain`` pipelines; each step goes through the response cache on its own."""
     from slmbench.models.chain import resolve_chain
@@ -382,8 +430,17 @@ def make_pair_run(task: LoadedTask, model: Model, scorer: ItemScorer, options: R
                                             accounts)
 
 
+def _machine(models: list[Model]) -> dict[str, Any]:
+    """The machine record of the manifest; llama.cpp's offload support only when a llama.cpp
+    model is in the run (asking loads its shared library)."""
+    from slmbench.machine import describe_machine
+    from slmbench.models.llamacpp import LlamaCppModel
+
+    return describe_machine(llama=any(isinstance(m, LlamaCppModel) for m in models))
+
+
 def _start_manifest(run: RunDir, tasks: list[LoadedTask], models: list[Model],
-                    options: RunOptions) -> Manifest:
+                    options: RunOptions, model_ids: list[str]) -> Manifest:
     if run.manifest_path.exists():  # a resume continues each model as it was stored
         stored = run.read_manifest().get("models", {})
         for m in models:
@@ -392,9 +449,12 @@ def _start_manifest(run: RunDir, tasks: list[LoadedTask], models: list[Model],
     fresh: Manifest = {
         "run_id": run.run_id, "started_at": now_iso(), "finished_at": None,
         "seed": options.seed, "environment": environment(),
+        # local models are priced by the hour of a machine: say which one ran them
+        "machine": _machine(models),
         "tasks": {t.spec.name: task_description(t) for t in tasks},
         "models": {m.name: m.describe() for m in models},
         "options": {"concurrency": options.concurrency, "limit": options.limit,
+                    "sample": options.sample,
                     "shard": list(options.shard) if options.shard else None,
                     "max_errors": options.max_errors, "max_cost_usd": options.max_cost_usd,
                     "cache": options.use_cache, "chains": list(options.chains),
@@ -405,7 +465,10 @@ def _start_manifest(run: RunDir, tasks: list[LoadedTask], models: list[Model],
                     "price_date": options.pricing.price_date,
                     "hardware": options.pricing.hardware,
                     "hourly_usd": options.pricing.hourly_usd,
-                    "volume_per_day": options.pricing.volume_per_day},
+                    "volume_per_day": options.pricing.volume_per_day,
+                    "price_mode": options.pricing.price_mode,
+                    "fail_fast": options.fail_fast, "preflight": options.preflight,
+                    "cascade": _cascade_option(options.cascade, model_ids)},
         "timings": [],
     }
     if not run.manifest_path.exists():
@@ -433,8 +496,135 @@ def _start_manifest(run: RunDir, tasks: list[LoadedTask], models: list[Model],
     merged["tasks"] = {**old.get("tasks", {}), **fresh["tasks"]}
     merged["models"] = {**old.get("models", {}), **fresh["models"]}
     merged["environment"] = fresh["environment"]
+    merged["machine"] = fresh["machine"]
     merged["options"] = fresh["options"]
     merged["finished_at"] = None
     merged.setdefault("timings", [])
     merged.setdefault("resumed_at", []).append(now_iso())
     return merged
+
+
+def _cascade_option(spec: CascadeSpec | None, given_ids: list[str]) -> dict[str, Any] | None:
+    """The live cascade as given (model ids), for a bare ``--resume`` to run it again; its
+    large model called on escalated items only unless it was also given with ``--model``."""
+    if spec is None:
+        return None
+    return {"small": spec.small, "large": spec.large, "threshold": spec.threshold,
+            "escalate_invalid": spec.escalate_invalid,
+            "large_only": spec.large not in given_ids}
+
+
+#: manifest option → (its command-line option, its RunOptions field); ``pricing.`` fields are
+#: PricingOptions'. What ``--resume RUN`` takes from the manifest unless given again.
+RESTORED_OPTIONS: dict[str, tuple[str, str]] = {
+    "concurrency": ("concurrency", "concurrency"), "limit": ("limit", "limit"),
+    "sample": ("sample", "sample"), "shard": ("shard", "shard"),
+    "max_errors": ("max_errors", "max_errors"), "max_cost_usd": ("max_cost", "max_cost_usd"),
+    "cache": ("cache", "use_cache"), "chains": ("chain", "chains"),
+    "executor": ("executor", "executor"), "workers": ("workers", "workers"),
+    "ray_address": ("ray_address", "ray_address"), "fail_fast": ("fail_fast", "fail_fast"),
+    "preflight": ("preflight", "preflight"), "pricing_dirs": ("pricing", "pricing.dirs"),
+    "price_date": ("price_date", "pricing.price_date"),
+    "hardware": ("hardware", "pricing.hardware"), "hourly_usd": ("hourly", "pricing.hourly_usd"),
+    "volume_per_day": ("volume", "pricing.volume_per_day"),
+    "price_mode": ("price_mode", "pricing.price_mode"),
+}
+#: command-line options that make up ``--cascade``
+CASCADE_OPTIONS = frozenset({"cascade", "threshold", "escalate_invalid"})
+
+
+@dataclass
+class Restored:
+    """What ``--resume RUN`` runs: the stored run's tasks, models and options, less what the
+    user gave again; given tasks and models must be the run's own."""
+
+    run: RunDir
+    task_paths: list[Path]
+    model_ids: list[str]
+    options: RunOptions
+    task_names: set[str]
+    model_names: set[str]
+
+    def check_tasks(self, tasks: list[LoadedTask]) -> None:
+        for task in tasks:
+            if task.spec.name not in self.task_names:
+                raise InputError(
+                    f"task {task.spec.name} is not in run {self.run.run_id} (it holds "
+                    f"{', '.join(sorted(self.task_names))}); resume with no task files to "
+                    "continue it, or add a task with --run-id", field="TASKS",
+                    value=str(task.spec.path))
+
+    def check_models(self, models: list[Model]) -> None:
+        for model in models:
+            if model.name not in self.model_names:
+                raise InputError(
+                    f"model {model.name} is not in run {self.run.run_id} (it holds "
+                    f"{', '.join(sorted(self.model_names))}); resume with no --model to "
+                    "continue it, or add a model with --run-id", field="--model",
+                    value=model.model_id or model.name)
+
+
+def restore_invocation(run: RunDir, task_paths: list[Path], model_ids: list[str],
+                       options: RunOptions, given: frozenset[str]) -> Restored:
+    """``--resume RUN``: after Ctrl-C the CLI says "continue with --resume RUN", and that
+    line alone must continue the same run, not the default suite into the user's folder.
+    No task files: the manifest's; no ``--model``: the manifest's (by the ids they were
+    given as); each option not in ``given`` (CLI names): the manifest's."""
+    manifest = run.read_manifest()
+    where = run.manifest_path
+    stored = manifest.get("options") if isinstance(manifest.get("options"), dict) else {}
+    tasks = manifest.get("tasks") if isinstance(manifest.get("tasks"), dict) else {}
+    models = manifest.get("models") if isinstance(manifest.get("models"), dict) else {}
+    changes: dict[str, Any] = {}
+    pricing: dict[str, Any] = {}
+    pricing_fields = {f.name for f in fields(PricingOptions)}
+    for key, (flag, target) in RESTORED_OPTIONS.items():
+        if flag in given or key not in stored:
+            continue
+        value = stored[key]
+        if target == "shard":
+            value = tuple(value) if value else None
+        elif target == "chains":
+            value = tuple(value or ())
+        elif target == "pricing.dirs":
+            value = tuple(Path(d) for d in value or ())
+        if target.startswith("pricing."):
+            if target[8:] in pricing_fields:
+                pricing[target[8:]] = value
+        else:
+            changes[target] = value
+    if "seed" not in given and isinstance(manifest.get("seed"), int):
+        changes["seed"] = manifest["seed"]
+    cascade_opt = stored.get("cascade")
+    if not (given & CASCADE_OPTIONS) and isinstance(cascade_opt, dict):
+        changes["cascade"] = CascadeSpec(cascade_opt["small"], cascade_opt["large"],
+                                         cascade_opt["threshold"],
+                                         cascade_opt["escalate_invalid"])
+    options = replace(options, **changes, pricing=replace(options.pricing, **pricing))
+    task_paths, model_ids = list(task_paths), list(model_ids)
+    if not task_paths:
+        for name, info in tasks.items():
+            path = Path(str((info or {}).get("path") or ""))
+            if not path.is_file():
+                raise InputError("this run's task file is gone; give the task files",
+                                 file=where, field=f"tasks.{name}.path", value=str(path))
+            task_paths.append(path)
+    if not model_ids:
+        large_only = (options.cascade.large if isinstance(cascade_opt, dict)
+                      and cascade_opt.get("large_only") and options.cascade else None)
+        if manifest.get("cascades") and options.cascade is None:
+            raise InputError("this run holds a live cascade stored before resumes restored "
+                             "it; give the models and --cascade again", file=where,
+                             field="cascades")
+        for name, info in models.items():
+            model_id = info.get("model_id") if isinstance(info, dict) else None
+            if model_id == large_only or (isinstance(info, dict)
+                                          and info.get("backend") == "chain"):
+                continue
+            if not isinstance(model_id, str):
+                raise InputError("this run's manifest does not say how model ids were given "
+                                 "(stored before resumes restored them); give the models with "
+                                 "--model", file=where, field=f"models.{name}", value=name)
+            model_ids.append(model_id)
+    return Restored(run, task_paths, model_ids, options, set(tasks), set(models))
+

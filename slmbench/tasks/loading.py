@@ -71,6 +71,52 @@ def load_items(spec: TaskSpec) -> LoadedTask:
                       fingerprint=_fingerprint(spec))
 
 
+def sample_items(items: tuple[Item, ...] | list[Item], n: int, seed: int = 0,
+                 key: Any = None) -> tuple[Item, ...]:
+    """``n`` items drawn without replacement, stratified by gold, in their file order.
+
+    ``--limit`` takes the head of the file, which on a file sorted by label covers a handful of
+    classes; a proportional draw per class keeps the class mix of the whole split, and every
+    class with an item gets at least one while ``n`` allows (largest remainder). ``key`` maps
+    an item to its stratum (default: its gold as text; one stratum for dict golds).
+    """
+    import random
+
+    if n < 1:
+        raise InputError("must be at least 1", field="--sample", value=n)
+    items = tuple(items)
+    if n >= len(items):
+        return items
+    key = key or _stratum
+    groups: dict[str, list[int]] = {}
+    for i, it in enumerate(items):
+        groups.setdefault(key(it), []).append(i)
+    rng = random.Random(seed)
+    names = sorted(groups)
+    exact = {g: n * len(groups[g]) / len(items) for g in names}
+    quota = {g: int(exact[g]) for g in names}
+    # classes too rare for a whole share first (so every class appears while n allows), then
+    # the largest remainders; ties broken by the seed, not by the label's spelling
+    order = sorted(names, key=lambda g: (quota[g] > 0, -(exact[g] - quota[g]), rng.random()))
+    for g in order[: n - sum(quota.values())]:
+        quota[g] += 1
+    chosen: list[int] = []
+    for g in names:
+        idx = list(groups[g])
+        rng.shuffle(idx)
+        chosen += idx[: quota[g]]
+    return tuple(items[i] for i in sorted(chosen))
+
+
+def _stratum(item: Item) -> str:
+    gold = item.gold
+    if isinstance(gold, str):
+        return gold
+    if isinstance(gold, (list, tuple)):
+        return json.dumps(sorted(map(str, gold)))
+    return ""
+
+
 def _split_file(spec: TaskSpec, split: str | None) -> str:
     if split and split in spec.dataset.files:
         return str(spec.dataset.files[split])

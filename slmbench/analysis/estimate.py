@@ -1,0 +1,422 @@
+"""Before the run: items, tokens, dollars and time per task × model, without calling a model.
+
+A paid run should not be the way to learn what it costs. Input tokens are counted exactly where
+the provider's tokenizer is at hand (tiktoken for OpenAI, the GGUF's own vocabulary for
+llama.cpp), with litellm's counter otherwise, and each row names its method: an OpenAI name
+served by one's own server (``api_base``) is counted with tiktoken but billed by whatever that
+server counts, so its input range is widened by :data:`FOREIGN_TOKENIZER_SPREAD`. Output tokens
+are a range, because the answer is not known: from the shortest answer the labels or schema
+allow, through the gold answers' own length (expected), up to the output budget a request may
+use (a reasoning model's hidden reserve included). Local models are timed on a few items (a
+warm-up, not a run), because their cost is wall time on an hourly rate.
+
+``--pilot N`` (runner/pilot.py) replaces the guesses by N measured items per model and gives a
+95 % interval of the full-run figure. The estimate is stored as ``estimate.json`` in the run
+folder so that :func:`estimate_vs_actual` can set it against what the run cost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slmbench.models.base import PRICING_TOKENS, Model, Request
+from slmbench.pricing import token_cost
+from slmbench.pricing.run_costs import DEFAULT_CPU_HARDWARE, PricingOptions, RunCoster
+from slmbench.tasks import LoadedTask, build_messages
+from slmbench.tasks.kinds import get_kind
+
+ESTIMATE_FILE = "estimate.json"
+#: an OpenAI-compatible server of one's own bills by its own tokenizer, not tiktoken's
+FOREIGN_TOKENIZER_SPREAD = 0.35
+#: per-call latency of an API model before a pilot has measured one (named as assumed)
+ASSUMED_API_LATENCY_S = 1.0
+#: local warm-up: items timed after the first (which fills the prompt cache)
+WARMUP_ITEMS = 4
+Z95 = 1.96
+
+
+@dataclass
+class PairEstimate:
+    task: str
+    model: str
+    items: int
+    method: str  # how input tokens were counted (or "pilot")
+    tokens_in: int | None = None  # total over the items
+    tokens_in_low: int | None = None
+    tokens_in_high: int | None = None
+    out_low: float | None = None  # per item
+    out_expected: float | None = None
+    out_high: float | None = None
+    usd_low: float | None = None
+    usd_expected: float | None = None
+    usd_high: float | None = None
+    wall_s: float | None = None
+    wall_low_s: float | None = None
+    wall_high_s: float | None = None
+    basis: str = "tokens"  # tokens | hourly | pilot
+    notes: list[str] = field(default_factory=list)
+
+
+# -- token counting ---------------------------------------------------------------------------
+
+Counter = Callable[[list[dict[str, str]]], int]
+
+
+def _text_counter(model: Model) -> tuple[Callable[[str], int], Counter, str, bool]:
+    """(text → tokens, messages → tokens, method, exact) for ``model``."""
+    contract = getattr(model, "contract", None)
+    if contract is not None:
+        from slmbench.models.tokens import count_messages, count_tiktoken
+
+        name = getattr(model, "litellm_id", model.name)
+        own_server = bool(model.settings.get("api_base"))
+        if contract.provider in ("openai", "azure") or own_server:
+            enc = _openai_encoding(name)
+            method = f"tiktoken {enc}"
+            if own_server:
+                method += " (api_base server: its own tokenizer bills)"
+            return (lambda t: count_tiktoken(t, enc), lambda m: count_messages(m, enc), method,
+                    not own_server)
+        from slmbench.models.litellm_api import import_litellm
+
+        litellm = import_litellm()
+
+        def count_text(text: str) -> int:
+            return int(litellm.token_counter(model=name, text=text))
+
+        return (count_text, lambda m: int(litellm.token_counter(model=name, messages=m)),
+                "litellm token_counter", False)
+    path = getattr(model, "path", None)
+    if path is not None and str(path).endswith(".gguf"):
+        return _gguf_counter(Path(path))
+    from slmbench.models.tokens import count_messages, count_tiktoken
+
+    return (count_tiktoken, count_messages, "none (not token-priced)", False)
+
+
+def _openai_encoding(name: str) -> str:
+    base = name.split("/", 1)[-1]
+    try:
+        import tiktoken
+
+        return tiktoken.encoding_name_for_model(base)
+    except Exception:  # a model tiktoken does not map (gpt-5.x): the current encoding
+        return "o200k_base"
+
+
+def _gguf_counter(path: Path) -> tuple[Callable[[str], int], Counter, str, bool]:
+    """The GGUF's own tokenizer and chat template, loaded without weights (vocab_only)."""
+    from llama_cpp import Llama, llama_chat_format
+
+    llm = _quietly(lambda: Llama(model_path=str(path), vocab_only=True, verbose=False))
+    template = llm.metadata.get("tokenizer.chat_template")
+    formatter = None
+    if template:
+        eos = llm._model.token_get_text(llm.token_eos())
+        bos = llm._model.token_get_text(llm.token_bos())
+        formatter = llama_chat_format.Jinja2ChatFormatter(
+            template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
+
+    def count_text(text: str) -> int:
+        return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def count_messages(messages: list[dict[str, str]]) -> int:
+        if formatter is None:
+            return sum(count_text(m["content"]) for m in messages)
+        prompt = formatter(messages=messages).prompt
+        return len(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+
+    return count_text, count_messages, "gguf tokenizer", True
+
+
+def _quietly(fn: Callable[[], Any]) -> Any:
+    """Call ``fn`` with file descriptor 2 closed off: llama.cpp's C code warns about the
+    context of a vocab-only load, which has none, on stderr whatever ``verbose`` says."""
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            return fn()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+# -- answers ----------------------------------------------------------------------------------
+
+def answer_texts(task: LoadedTask, model: Model) -> tuple[list[str], list[str]]:
+    """(the gold answer of each item as the model would write it, the shortest allowed
+    answers): what the expected and the low output lengths are counted from."""
+    _, choices, schema, _ = get_kind(task.spec.kind).request_parts(task)
+    wrap = bool(getattr(model, "structured_output", False)) and getattr(
+        model, "contract", None) is not None and choices
+
+    def shown(answer: Any) -> str:
+        if wrap:
+            return json.dumps({"answer": answer}, ensure_ascii=False)
+        return answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
+
+    golds = [shown(it.gold) for it in task.items]
+    if choices:
+        return golds, [shown(c) for c in choices]
+    if schema is not None and schema.get("type") == "object":
+        empty = {name: None for name in schema.get("properties", {})}
+        return golds, [json.dumps(empty)]
+    return golds, golds
+
+
+def output_budget(task: LoadedTask, model: Model) -> int:
+    """What one request may spend on output, as sent (reasoning reserve included)."""
+    parts = get_kind(task.spec.kind).request_parts(task)
+    return int(model.output_budget(Request(messages=[], text="", choices=parts.choices,
+                                           json_schema=parts.json_schema,
+                                           max_tokens=parts.max_tokens)))
+
+
+def reasoning_expected(model: Model) -> int:
+    """Hidden reasoning tokens expected per item: half the reserve (unknowable before a
+    call; ``--pilot`` measures it)."""
+    contract = getattr(model, "contract", None)
+    if contract is None or not contract.reasoning_active:
+        return 0
+    from slmbench.models.contract import REASONING_RESERVE
+
+    return REASONING_RESERVE.get(contract.effort or "default", 4096) // 2
+
+
+# -- the estimate -----------------------------------------------------------------------------
+
+def estimate_pair(task: LoadedTask, model: Model, coster: RunCoster, *, concurrency: int = 8,
+                  timer: Callable[[LoadedTask, Model], list[float]] | None = None
+                  ) -> PairEstimate:
+    """One task × model, calling no model (``timer``: a local model's warm-up latencies)."""
+    n = len(task.items)
+    est = PairEstimate(task=task.spec.name, model=model.name, items=n, method="")
+    parts = get_kind(task.spec.kind).request_parts(task)
+    if model.pricing != PRICING_TOKENS:
+        return _hourly_estimate(est, task, model, coster, timer)
+    count_text, count_messages, method, exact = _text_counter(model)
+    est.method = method
+    ins = [count_messages(build_messages(parts.prompt_spec, it.text)) for it in task.items]
+    est.tokens_in = sum(ins)
+    spread = 0.0 if exact else FOREIGN_TOKENIZER_SPREAD
+    est.tokens_in_low = int(est.tokens_in * (1 - spread))
+    est.tokens_in_high = math.ceil(est.tokens_in * (1 + spread))
+    golds, shortest = answer_texts(task, model)
+    gold_out = [count_text(g) for g in golds]
+    budget = output_budget(task, model)
+    reasoning = reasoning_expected(model)
+    est.out_low = float(min(count_text(s) for s in shortest))
+    est.out_expected = min(float(budget), statistics.fmean(gold_out) + reasoning) if n else 0.0
+    est.out_high = float(budget)
+    if reasoning:
+        est.notes.append(f"reasoning: {reasoning} hidden tokens per item expected (half the "
+                         "reserve); --pilot measures them")
+    price = coster.book.lookup(model.name, coster.on)
+    if price is None:
+        est.notes.append(f"unpriced: no sheet row in effect on {coster.on}")
+    else:
+        def usd(scale: float, out: float) -> float:
+            return sum(token_cost(price, round(t * scale), round(out)) for t in ins)
+
+        est.usd_low = usd(1 - spread, est.out_low)
+        est.usd_expected = usd(1.0, est.out_expected)
+        est.usd_high = usd(1 + spread, est.out_high)
+    per_call = ASSUMED_API_LATENCY_S
+    waves = math.ceil(n / max(1, min(concurrency, model.parallel or concurrency)))
+    est.wall_s = waves * per_call
+    est.notes.append(f"wall time assumes {per_call:g} s per call at concurrency {concurrency}")
+    return est
+
+
+def _hourly_estimate(est: PairEstimate, task: LoadedTask, model: Model, coster: RunCoster,
+                     timer: Callable[[LoadedTask, Model], list[float]] | None) -> PairEstimate:
+    est.basis = "hourly"
+    path = getattr(model, "path", None)
+    est.method = "none (priced by the hour)"
+    if path is not None and str(path).endswith(".gguf"):
+        _, count_messages, est.method, _ = _gguf_counter(Path(path))
+        parts = get_kind(task.spec.kind).request_parts(task)
+        est.tokens_in = sum(count_messages(build_messages(parts.prompt_spec, it.text))
+                            for it in task.items)
+        est.tokens_in_low = est.tokens_in_high = est.tokens_in
+    if timer is None:
+        est.notes.append("no warm-up: time and $ unknown")
+        return est
+    latencies = timer(task, model)
+    if not latencies:
+        return est
+    parallel = max(1, model.parallel or 1)
+    n = est.items
+    est.wall_s = n * statistics.fmean(latencies) / parallel
+    est.wall_low_s = n * min(latencies) / parallel
+    est.wall_high_s = n * max(latencies) / parallel
+    est.notes.append(f"time from a warm-up of {len(latencies)} item(s)")
+    rate = _hourly_rate(coster, model)
+    if rate is None:
+        est.notes.append("unpriced: no hourly rate (give --hardware or --hourly)")
+        return est
+    est.usd_low, est.usd_expected, est.usd_high = (
+        w / 3600 * rate for w in (est.wall_low_s, est.wall_s, est.wall_high_s))
+    return est
+
+
+def _hourly_rate(coster: RunCoster, model: Model) -> float | None:
+    opts = coster.options
+    if opts.hourly_usd is not None:
+        return float(opts.hourly_usd)
+    if opts.hardware is None and model.gpu_offload:
+        return None
+    rate = coster.book.hardware(opts.hardware or DEFAULT_CPU_HARDWARE, coster.on)
+    return rate.usd_per_hour if rate is not None else None
+
+
+def pilot_estimate(task: LoadedTask, model: Model, coster: RunCoster, measured: list[dict],
+                   *, concurrency: int = 8) -> PairEstimate:
+    """The full-run figures from ``measured`` pilot items (each ``tokens_in``, ``tokens_out``,
+    ``latency_s``): mean × items, with a 95 % interval of the mean (finite-population
+    corrected: a pilot of every item has no sampling error)."""
+    n, k = len(task.items), len(measured)
+    est = PairEstimate(task=task.spec.name, model=model.name, items=n, method="pilot",
+                       basis="pilot")
+    est.notes.append(f"pilot of {k} item(s)")
+    if not k:
+        return est
+    fpc = math.sqrt((n - k) / (n - 1)) if n > 1 else 0.0
+
+    def interval(values: list[float]) -> tuple[float, float, float]:
+        mean = statistics.fmean(values)
+        half = Z95 * statistics.stdev(values) / math.sqrt(k) * fpc if k > 1 else 0.0
+        return max(0.0, mean - half) * n, mean * n, (mean + half) * n
+
+    t_in = [float(m.get("tokens_in") or 0) for m in measured]
+    t_out = [float(m.get("tokens_out") or 0) for m in measured]
+    lat = [float(m.get("latency_s") or 0.0) for m in measured]
+    lo, mid, hi = interval(t_in)
+    est.tokens_in, est.tokens_in_low, est.tokens_in_high = round(mid), int(lo), math.ceil(hi)
+    o_lo, o_mid, o_hi = interval(t_out)
+    est.out_low, est.out_expected, est.out_high = o_lo / n, o_mid / n, o_hi / n
+    parallel = max(1, min(concurrency, model.parallel or concurrency)) \
+        if model.thread_safe else 1
+    w_lo, w_mid, w_hi = interval(lat)
+    est.wall_s, est.wall_low_s, est.wall_high_s = w_mid / parallel, w_lo / parallel, \
+        w_hi / parallel
+    if model.pricing == PRICING_TOKENS:
+        price = coster.book.lookup(model.name, coster.on)
+        if price is None:
+            est.notes.append(f"unpriced: no sheet row in effect on {coster.on}")
+            return est
+        costs = [token_cost(price, int(a), int(b)) for a, b in zip(t_in, t_out, strict=True)]
+    else:
+        rate = _hourly_rate(coster, model)
+        if rate is None:
+            est.notes.append("unpriced: no hourly rate (give --hardware or --hourly)")
+            return est
+        costs = [s / 3600 * rate for s in lat]
+    est.usd_low, est.usd_expected, est.usd_high = interval(costs)
+    return est
+
+
+# -- output -----------------------------------------------------------------------------------
+
+def render(estimates: list[PairEstimate]) -> str:
+    """A markdown table (readable in a terminal and pasteable), then each row's notes."""
+    from slmbench.markdown import md_table
+
+    def num(v: float | None, fmt: str = "{:,.0f}") -> str:
+        return "—" if v is None else fmt.format(v)
+
+    def usd(v: float | None) -> str:
+        return "—" if v is None else f"${v:.4g}"
+
+    def secs(v: float | None) -> str:
+        if v is None:
+            return "—"
+        return f"{v:.0f} s" if v < 120 else f"{v / 60:.1f} min"
+
+    rows = []
+    for e in estimates:
+        t_in = num(e.tokens_in)
+        if e.tokens_in is not None and e.tokens_in_low != e.tokens_in_high:
+            t_in += f" ({num(e.tokens_in_low)}–{num(e.tokens_in_high)})"
+        out = "—" if e.out_expected is None else (
+            f"{num(e.out_low, '{:.3g}')} / {num(e.out_expected, '{:.3g}')} / "
+            f"{num(e.out_high, '{:.4g}')}")
+        rows.append([e.task, e.model, e.items, e.method, t_in, out, usd(e.usd_low),
+                     usd(e.usd_expected), usd(e.usd_high), secs(e.wall_s)])
+    table = md_table(["task", "model", "items", "input tokens counted by", "input tokens",
+                      "output/item low / exp / high", "$ low", "$ expected", "$ high",
+                      "wall time"], rows, ["l", "l", "r", "l", "r", "r", "r", "r", "r", "r"])
+    notes = [f"- {e.model} on {e.task}: {note}" for e in estimates for note in e.notes]
+    total = [e.usd_expected for e in estimates]
+    line = ""
+    if total and all(v is not None for v in total):
+        low = sum(e.usd_low or 0 for e in estimates)
+        high = sum(e.usd_high or 0 for e in estimates)
+        line = (f"\nTotal expected ${sum(total):.4g} (low ${low:.4g}, high ${high:.4g}); "
+                "`run --max-cost` can be set from the high figure.\n")
+    return table + line + ("\n" + "\n".join(notes) + "\n" if notes else "")
+
+
+def to_json(estimates: list[PairEstimate], coster: RunCoster, options: dict[str, Any]
+            ) -> dict[str, Any]:
+    from slmbench.store.manifest import now_iso
+
+    return {"created_at": now_iso(), "options": options, **coster.provenance(),
+            "pairs": [asdict(e) for e in estimates]}
+
+
+def save(run_dir: Path, data: dict[str, Any]) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / ESTIMATE_FILE
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def estimate_vs_actual(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Per task × model of a run with a stored estimate: expected, low, high and actual USD,
+    actual ÷ expected, and whether the actual lies in the range. Estimated and run item counts
+    may differ (the estimate of a whole split, a run with --sample): the estimate is scaled
+    per item. Empty when the run has no ``estimate.json``."""
+    run_dir = Path(run_dir)
+    path = run_dir / ESTIMATE_FILE
+    summary_path = run_dir / "summary.json"
+    if not path.exists() or not summary_path.exists():
+        return []
+    est = json.loads(path.read_text(encoding="utf-8"))
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    actual = {(e.get("task"), e.get("model")): e for e in summary.get("results") or []}
+    out = []
+    for pair in est.get("pairs") or []:
+        entry = actual.get((pair["task"], pair["model"]))
+        if entry is None:
+            continue
+        n_act = entry.get("n_items") or entry.get("n") or 0
+        scale = n_act / pair["items"] if pair.get("items") else 1.0
+        spent = entry.get("total_usd")
+        row = {"task": pair["task"], "model": pair["model"], "items_estimated": pair["items"],
+               "items_run": n_act, "method": pair.get("method"), "basis": pair.get("basis"),
+               "usd_actual": spent}
+        for key in ("usd_low", "usd_expected", "usd_high"):
+            row[key] = None if pair.get(key) is None else pair[key] * scale
+        exp, lo, hi = row["usd_expected"], row["usd_low"], row["usd_high"]
+        row["actual_over_expected"] = spent / exp if spent is not None and exp else None
+        row["within_range"] = (lo <= spent <= hi) if None not in (spent, lo, hi) else None
+        out.append(row)
+    return out
+
+
+def pricing_options(pricing: Any, price_date: str | None, hardware: str | None,
+                    hourly: float | None) -> PricingOptions:
+    return PricingOptions(dirs=tuple(pricing or ()), price_date=price_date, hardware=hardware,
+                          hourly_usd=hourly)
