@@ -1,4 +1,5 @@
-"""Functions behind ``slmbench pricing list|show|check``.  ``rich`` is imported lazily."""
+"""Functions behind ``slmbench pricing list|show|check|diff|import``.  ``rich`` is imported
+lazily, and litellm never: ``diff`` and ``import`` read its price map as a file."""
 
 from __future__ import annotations
 
@@ -143,3 +144,32 @@ def run_check(dirs: Sequence[str | Path], today: _dt.date | None = None) -> tupl
     lines.append(f"{len(errors)} error(s), {len(warnings)} warning(s) in {n_sheets} sheet(s) "
                  f"under {', '.join(str(d) for d in dirs)}")
     return "\n".join(lines) + "\n", 1 if errors else 0
+
+
+def run_diff(dirs: Sequence[str | Path], on: _dt.date | str | None = None,
+             list_all: bool = False, litellm_json: str | Path | None = None) -> tuple[str, int]:
+    """``pricing diff``: the sheets in effect on ``on`` vs litellm's bundled map; exit code 1
+    on any disagreement (see :mod:`slmbench.pricing.diff`)."""
+    from slmbench.pricing.diff import diff_pricebook, load_litellm_map, render
+
+    day = _as_date(on) if on is not None else _dt.date.today()
+    report = diff_pricebook(load_pricebook(dirs), load_litellm_map(litellm_json), day)
+    return render(report, list_all=list_all, shown=_display_path), report.exit_code
+
+
+def run_import(provider: str, dirs: Sequence[str | Path], *, out: str | Path | None = None,
+               on: _dt.date | str | None = None, models: Sequence[str] = (),
+               include_existing: bool = False, litellm_json: str | Path | None = None,
+               today: _dt.date | None = None) -> str:
+    """``pricing import PROVIDER --from-litellm``: draft a new dated sheet (see
+    :mod:`slmbench.pricing.importer`); by default ``<first pricing dir>/<provider>/<date>.yaml``."""
+    from slmbench.pricing.diff import load_litellm_map
+    from slmbench.pricing.importer import import_from_litellm, render_import
+
+    today = today or _dt.date.today()
+    day = _as_date(on) if on is not None else today
+    target = Path(out) if out is not None else Path(dirs[0]) / provider / f"{day.isoformat()}.yaml"
+    result = import_from_litellm(provider, load_pricebook(dirs), load_litellm_map(litellm_json),
+                                 out=target, on=day, today=today, models=models,
+                                 include_existing=include_existing, shown=_display_path)
+    return render_import(result, shown=_display_path)

@@ -26,6 +26,7 @@ from typing import Any
 from slmbench.errors import InputError
 from slmbench.pricing.cost import hourly_cost, summarize_costs, token_cost
 from slmbench.pricing.sheets import PriceBook, TokenPrice, default_pricing_dirs, load_pricebook
+from slmbench.pricing.staleness import staleness_warning
 from slmbench.records import ResultRow
 
 DEFAULT_CPU_HARDWARE = "aws-c7i.large"
@@ -224,10 +225,9 @@ class RunCoster:
         if price is None:
             self._warn(f"{model} is unpriced: no pricing sheet row in effect on {self.on}")
             return None, {"basis": "tokens", "priced": False}
-        age = (self.on - price.retrieved).days
-        if age > STALE_AFTER_DAYS:
-            self._warn(f"{model}: its price sheet was retrieved {age} days before {self.on} "
-                       f"({price.sheet_path})")
+        stale = staleness_warning(model, price, self.on)  # an old figure, a shut-down model
+        if stale:
+            self._warn(stale)
         costs = per_distinct(lambda t_in, t_out, cached, writes: token_cost(
             price, t_in, t_out, cached_in=cached, cache_write_in=writes),
             self._token_columns(model, price, cols))

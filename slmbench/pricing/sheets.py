@@ -821,12 +821,20 @@ def overlap_problems(parsed: Sequence[ParsedSheet]) -> list[Problem]:
     return problems
 
 
+#: ``2027-01-01.yaml`` or ``2027-01-01.<label>.yaml``: a second sheet of the same date, so that
+#: rows added to a date whose sheet is already published (and pinned by its sha256) go in a new
+#: file instead of changing the old one
+_DATED_NAME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:\.[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
+
+
 def filename_problems(ps: ParsedSheet) -> list[Problem]:
-    """A file named like a date must carry that date as its ``effective_from``."""
+    """A file named like a date (``YYYY-MM-DD`` or ``YYYY-MM-DD.<label>``) must carry that date
+    as its ``effective_from``."""
     if ps.sheet is None:
         return []
     stem = Path(ps.path).stem
-    if _DATE_RE.match(stem) and stem != ps.sheet.effective_from.isoformat():
+    m = _DATED_NAME_RE.match(stem)
+    if m and m.group(1) != ps.sheet.effective_from.isoformat():
         return [Problem(ps.path, "effective_from", ps.sheet.effective_from.isoformat(),
                         f"file is named {stem} but effective_from differs; rename the file or fix "
                         "the date")]
