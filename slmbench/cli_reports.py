@@ -14,12 +14,13 @@ import typer
 
 from slmbench.errors import InputError
 
-REPORT_FORMATS = ("md", "csv", "json", "table")
+REPORT_FORMATS = ("md", "html", "csv", "json", "table")
 
 
 def report(
     runs: Annotated[list[Path], typer.Argument(metavar="RUN", help="Run folders.")],
-    fmt: Annotated[str, typer.Option("--format", help="md | csv | json | table")] = "table",
+    fmt: Annotated[str, typer.Option(
+        "--format", help="md | html (one self-contained page) | csv | json | table")] = "table",
     out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
     sort: Annotated[str | None, typer.Option(
         help="Sort within each task: usd_per_correct (default), usd_per_1k_items, "
@@ -47,8 +48,12 @@ def report(
     lb.resolve_sort(sort)  # a bad key fails before any work
     floor = _floor(min_accuracy, confidence)
     summaries = lb.load_summaries(runs)
+    manifests = _manifests(runs)
+    warnings = lb.frontier_warnings(summaries, manifests)
     if fmt == "table" and out is None:
         lb.render_terminal(summaries, sort=sort)
+        for w in warnings:
+            typer.echo(f"warning: {w}")
         return
     link = None
     if plot is not None:
@@ -61,13 +66,23 @@ def report(
         link = plot.as_posix()
     if fmt == "md":
         text = lb.render_markdown(summaries, sort=sort, plot=link,
-                                  recommendation=_recommendation_md(runs, floor, confidence))
+                                  recommendation=_recommendation_md(runs, floor, confidence),
+                                  warnings=warnings)
+    elif fmt == "html":
+        from slmbench.reports.html import render_html
+
+        text = render_html(summaries, sort=sort, manifests=manifests,
+                           recommendations=_recommendations(runs, floor, confidence),
+                           floor_given=floor is not None, warnings=warnings)
     elif fmt == "csv":
         text = lb.render_csv(summaries, sort=sort)
     elif fmt == "json":
         text = lb.render_json(summaries, sort=sort)
     else:
         text = lb.render_text(summaries, sort=sort)
+    if fmt not in ("md", "html"):  # the other formats are data: the warnings go to stderr
+        for w in warnings:
+            typer.echo(f"warning: {w}", err=True)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
@@ -75,6 +90,13 @@ def report(
     else:
         typer.echo(text, nl=False)
 
+
+def _manifests(runs: list[Path]) -> list[dict]:
+    """The runs' manifests (provenance, dataset fingerprints); a summary passed in place of a
+    run folder has none."""
+    from slmbench.store import open_run
+
+    return [open_run(r).read_manifest() if isinstance(r, (str, Path)) else {} for r in runs]
 
 def _floor(min_accuracy: str | None, confidence: str) -> float | None:
     from slmbench.analysis.gate import parse_fraction

@@ -146,6 +146,7 @@ class Recommendation:
     class_losses: list[ClassLoss]
     unpriced_meeting: list[Option]
     notes: list[str]
+    warnings: list[str] = field(default_factory=list)  # the runs' pricing warnings
 
     @property
     def meets(self) -> list[Option]:
@@ -194,7 +195,7 @@ class Recommendation:
             "ranking": [o.as_dict(v) for o in self.meets],
             "unpriced_meeting": [o.name for o in self.unpriced_meeting],
             "n_options": len(self.options),
-            "notes": list(self.notes),
+            "notes": list(self.notes), "warnings": list(self.warnings),
         }
 
 
@@ -272,19 +273,21 @@ def _tasks(runs: Sequence[Any]) -> list[str]:
     return sorted(names)
 
 
-def options_for(runs: Sequence[Any], task: str, notes: list[str] | None = None
-                ) -> tuple[str, list[Option]]:
-    """(kind, every option of ``task``) from opened runs (module docstring)."""
+def options_for(runs: Sequence[Any], task: str, notes: list[str] | None = None,
+                warnings: list[str] | None = None) -> tuple[str, list[Option]]:
+    """(kind, every option of ``task``) from opened runs (module docstring); what the pairing
+    left out goes to ``notes``, the runs' pricing warnings to ``warnings``."""
     from slmbench.analysis import cascade as ca
     from slmbench.scoring.escalation import escalates
 
     notes = notes if notes is not None else []
+    warnings = warnings if warnings is not None else []
     cands = _candidates(runs, task, notes)
     sides: dict[int, Any] = {}
     for n, c in enumerate(cands):
         rows = [r for r in c.run.rows() if r["task"] == task and r["model"] == c.model]
         sides[n] = ca._side("small", c.run, c.model, task, rows)
-        notes.extend(w for w in sides[n].warnings if w not in notes)
+        warnings.extend(w for w in sides[n].warnings if w not in warnings)
     kind = next((s.kind for s in sides.values()), "?")
     options: list[Option] = []
     for n, c in enumerate(cands):
@@ -355,8 +358,15 @@ def recommend(runs: Iterable[Any], floor: float, *, task: str | None = None,
     if volume_per_day is None:
         volume_per_day = next((float(v) for r in opened if (v := (r.read_manifest().get(
             "options") or {}).get("volume_per_day"))), DEFAULT_VOLUME_PER_DAY)
-    return [decide(t, *options_for(opened, t, notes := []), floor, confidence, volume_per_day,
-                   notes) for t in names]
+    out = []
+    for t in names:
+        notes: list[str] = []
+        warnings: list[str] = []
+        kind, options = options_for(opened, t, notes, warnings)
+        rec = decide(t, kind, options, floor, confidence, volume_per_day, notes)
+        rec.warnings = warnings
+        out.append(rec)
+    return out
 
 
 def decide(task: str, kind: str, options: list[Option], floor: float, confidence: str,

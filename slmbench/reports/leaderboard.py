@@ -222,6 +222,19 @@ NARROWEST_DROPS = ("n_items", "usd_per_1k_items")
 TEXT_KEYS = ("task", "model", "run_id")
 
 
+# stdout that is not a terminal (a pipe, a file, a CI log) has no width to fit: rich would
+# assume 80 columns and hide half the table, so it gets all of them
+UNBOUNDED = 1000
+
+
+def _stdout_console(console_cls: Any) -> Any:
+    import sys
+
+    if sys.stdout.isatty():
+        return console_cls()
+    return console_cls(width=UNBOUNDED, color_system=None)
+
+
 def _table_columns(multi_run: bool) -> list[tuple[str, str]]:
     return [("run", "run_id"), *COLUMNS] if multi_run else list(COLUMNS)
 
@@ -235,7 +248,7 @@ def render_terminal(summary: dict[str, Any] | Sequence[dict[str, Any]], console:
     from rich.text import Text
 
     summaries = [summary] if isinstance(summary, dict) else list(summary)
-    console = console or Console()
+    console = console or _stdout_console(Console)
     rows = leaderboard_entries(summaries, sort)
     multi = len(summaries) > 1
     title = ("slmbench · runs " + ", ".join(str(s.get("run_id")) for s in summaries) if multi
@@ -294,7 +307,7 @@ def render_terminal(summary: dict[str, Any] | Sequence[dict[str, Any]], console:
 
 
 def render_text(summaries: Sequence[dict[str, Any]], sort: str | None = None,
-                width: int = 250) -> str:
+                width: int = UNBOUNDED) -> str:
     """The terminal table as plain text (for ``--format table --out FILE``)."""
     from rich.console import Console
 
@@ -302,6 +315,36 @@ def render_text(summaries: Sequence[dict[str, Any]], sort: str | None = None,
     render_terminal(summaries, Console(file=buf, width=width, color_system=None,
                                        force_terminal=False), sort=sort)
     return buf.getvalue()
+
+
+def frontier_warnings(summaries: Sequence[dict[str, Any]],
+                      manifests: Sequence[dict[str, Any]] = ()) -> list[str]:
+    """Why a task's frontier may compare unlike things: its models were scored on different
+    numbers of items (a --limit, a stopped run, another run), or, across runs, on data with a
+    different fingerprint or task spec. A model that could not run is left out: it is on no
+    frontier."""
+    out: list[str] = []
+    rows = [r for r in leaderboard_entries(summaries) if not r["failed"]]
+    multi = len(summaries) > 1
+    for task in sorted({r["task"] for r in rows}):
+        group = [r for r in rows if r["task"] == task]
+        sizes = {r["n_items"] for r in group}
+        if len(sizes) > 1:
+            shown = ", ".join(f"{r['model']}" + (f" (run {r['run_id']})" if multi else "")
+                              + f": {r['n_items']}" for r in group)
+            out.append(f"task {task}: the frontier mixes results on different numbers of "
+                       f"items ({shown}); accuracy and $ are not measured on the same items")
+        for key, what in (("dataset_fingerprint", "dataset"), ("spec_hash", "task spec")):
+            seen = {}
+            for s, m in zip(summaries, manifests, strict=False):
+                value = ((m.get("tasks") or {}).get(task) or {}).get(key)
+                if value:
+                    seen.setdefault(value, []).append(str(s.get("run_id")))
+            if len(seen) > 1:
+                out.append(f"task {task}: the runs were scored on a different {what} ("
+                           + "; ".join(f"{v[:12]}: run {', '.join(r)}" for v, r in seen.items())
+                           + "), so one frontier mixes item sets")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,10 +382,12 @@ def _task_section(task: str, rows: list[dict[str, Any]], multi: bool) -> list[st
 
 def render_markdown(summary: dict[str, Any] | Sequence[dict[str, Any]],
                     sort: str | None = None, plot: str | None = None,
-                    recommendation: Sequence[str] = ()) -> str:
+                    recommendation: Sequence[str] = (), warnings: Sequence[str] = ()
+                    ) -> str:
     """The leaderboard, per-task sections and a provenance footer as GitHub markdown.
 
     ``plot``: a relative path to an image of the Pareto plot, embedded under the leaderboard.
+    ``warnings``: listed under the leaderboard (:func:`frontier_warnings`).
     ``recommendation``: the markdown parts of the recommendation section
     (:func:`slmbench.reports.recommend.markdown_section`), placed after the leaderboard: it is
     built from the runs' rows, which a summary alone does not hold.
@@ -361,6 +406,8 @@ def render_markdown(summary: dict[str, Any] | Sequence[dict[str, Any]],
     failures = failure_lines(rows, multi)
     if failures:
         parts.append("\n".join(f"* {md_cell(line)}" for line in failures) + "\n")
+    if warnings:
+        parts.append("\n".join(f"* warning: {md_cell(w)}" for w in warnings) + "\n")
     if plot:
         parts.append(f"![accuracy vs $ per 1k items]({plot})\n")
     parts.extend(recommendation)

@@ -85,12 +85,13 @@ def decision_lines(rec: Recommendation) -> list[str]:
     return out
 
 
-def _ranking_rows(options: Sequence[Option], rec: Recommendation) -> list[list[str]]:
+def _ranking_rows(options: Sequence[Option], rec: Recommendation, marks: bool = True
+                  ) -> list[list[str]]:
     v = rec.volume_per_day
     rows = []
     for o in options:
-        mark = ("decision" if o is rec.decision else "runner-up" if o is rec.runner_up
-                else "")
+        mark = ("" if not marks else "decision" if o is rec.decision
+                else "runner-up" if o is rec.runner_up else "")
         rows.append([o.name, _pct(o.accuracy), f"{_pct(o.ci_low)}–{_pct(o.ci_high)}",
                      format_usd(o.usd_per_1k_items), format_usd(o.usd_per_month(v)),
                      format_usd(o.usd_per_correct), mark])
@@ -118,7 +119,7 @@ def render_lines(recs: Sequence[Recommendation]) -> list[str]:
                                             for i, (c, w) in enumerate(zip(r, widths,
                                                                            strict=True))
                                             ).rstrip())
-        for note in rec.notes:
+        for note in [*rec.notes, *rec.warnings]:
             out.append(f"note: {note}")
         out.append("")
     return out[:-1] if out and out[-1] == "" else out
@@ -146,7 +147,7 @@ def markdown_section(recs: Sequence[Recommendation], floor_given: bool = True) -
                          f"at {_volume(rec.volume_per_day)}. `slmbench recommend RUN "
                          "--min-accuracy X` names the decision.\n")
         if shown:
-            parts.append(md_table(RANKING_HEAD, _ranking_rows(shown, rec),
+            parts.append(md_table(RANKING_HEAD, _ranking_rows(shown, rec, floor_given),
                                   ["l", "r", "r", "r", "r", "r", "l"]))
         parts.extend(f"* note: {md_cell(n)}\n" for n in rec.notes)
     return parts
