@@ -138,7 +138,12 @@ def plot(
 
 def gate(
     current: Annotated[Path, typer.Argument(metavar="CURRENT", help="The run to check.")],
-    baseline: Annotated[Path, typer.Option(help="The run to compare against.")],
+    baseline: Annotated[Path | None, typer.Option(
+        help="The run to compare against (with --pair, CURRENT itself by default).")] = None,
+    pair: Annotated[list[str] | None, typer.Option(
+        metavar="NEW=BASE", help="Compare CURRENT's model NEW with the baseline's model BASE "
+        "on the same items (e.g. a new model against the one it replaces); repeatable. Only "
+        "the pairs named are compared.")] = None,
     max_accuracy_drop: Annotated[str, typer.Option(
         help="Largest tolerated accuracy drop, in percentage points.")] = "1.0",
     max_cost_increase: Annotated[str, typer.Option(
@@ -151,11 +156,15 @@ def gate(
 ) -> None:
     """Fail (exit 1) when CURRENT regresses against --baseline, or a model the baseline scored
     could not run in CURRENT; exit 2 on bad input."""
-    from slmbench.analysis.gate import Thresholds, gate_runs
+    from slmbench.analysis.gate import Thresholds, gate_runs, parse_pairs
     from slmbench.reports.gate import gate_lines, write_junit
 
     thresholds = Thresholds.parse(max_accuracy_drop, max_cost_increase, min_accuracy, alpha)
-    result = gate_runs(current, baseline, thresholds)
+    pairs = parse_pairs(pair or [])
+    if baseline is None and not pairs:
+        raise InputError("give the run to compare against (or --pair NEW=BASE to compare two "
+                         "models of one run)", field="--baseline")
+    result = gate_runs(current, baseline or current, thresholds, pairs)
     for line in gate_lines(result):
         typer.echo(line)
     if junit is not None:

@@ -176,3 +176,36 @@ def test_recommend_never_imports_litellm(intent_run):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120).stdout
     assert "ship openai/gpt-5.4-nano" in out and out.strip().endswith("no litellm")
+
+
+# ---------------------------------------------------------------------------------------------
+# gate --pair: two different model ids on the same items
+
+
+def test_gate_pair_compares_two_models_on_the_same_items(intent_run, capsys):
+    args = ["gate", str(intent_run), "--pair", f"{GPT5}={MINI}"]
+    code, out, _ = run_cli(args, capsys)
+    # gpt-5-mini misses items 0-5, mini 0-1: b = 4 (mini right, gpt-5-mini wrong), c = 0;
+    # exact McNemar p = 2 / 2^4 = 0.125: a 20-point drop that 20 items cannot call significant
+    line = next(x for x in out.splitlines() if x.startswith("PASS  accuracy"))
+    assert f"intent × {GPT5} vs {MINI}: 90.0% → 70.0% on 20 shared items, drop +20.0 pp" in line
+    assert "b=4 c=0 p=0.125" in line
+    assert code == 0 and "gate: passed: 2 of 2 checks hold" in out
+    # the cost check compares the two models' own prices: 450 vs 1200 $ per 1M items
+    assert f"{GPT5} vs {MINI}: $1.2 → $0.45 per 1k items (-62.5%" in out
+    code, out, _ = run_cli([*args, "--alpha", "0.2"], capsys)
+    assert code == 1 and "FAIL  accuracy" in out
+    # the reverse pair is an improvement
+    code, out, _ = run_cli(["gate", str(intent_run), "--baseline", str(intent_run), "--pair",
+                            f"{MINI}={GPT5}", "--alpha", "0.2"], capsys)
+    assert code == 1 and "drop -20.0 pp" in out and "cost rose beyond the limit" in out
+
+
+@pytest.mark.parametrize("pair,what", [("nope", "expected NEW=BASE"),
+                                       (f"{GPT5}=openai/other", "no such model in the run")])
+def test_gate_pair_bad_input(intent_run, capsys, pair, what):
+    code, out, err = run_cli(["gate", str(intent_run), "--pair", pair], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "field '--pair'" in err and what in err
+    code, out, err = run_cli(["gate", str(intent_run)], capsys)
+    assert code == 2 and "field '--baseline'" in err

@@ -275,9 +275,37 @@ def _by_item(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, dict
     return out
 
 
-def gate_runs(current: str | Path, baseline: str | Path, thresholds: Thresholds | None = None
-              ) -> GateResult:
-    """Compare the stored run ``current`` with ``baseline``; nothing calls a model."""
+def parse_pairs(texts: Sequence[str]) -> list[tuple[str, str]]:
+    """``NEW=BASE`` → (new model id, baseline model id); model ids hold no '='."""
+    out = []
+    for text in texts:
+        new, sep, base = str(text).partition("=")
+        if not sep or not new.strip() or not base.strip() or "=" in base:
+            raise InputError("expected NEW=BASE, two model ids", field="--pair", value=text)
+        out.append((new.strip(), base.strip()))
+    return out
+
+
+def _paired(pairs: Sequence[tuple[str, str]], cur: dict[tuple[str, str], Any],
+            base: dict[tuple[str, str], Any], cur_path: Path, base_path: Path
+            ) -> tuple[dict[tuple[str, str], Any], dict[tuple[str, str], Any]]:
+    """``--pair NEW=BASE``: current's NEW and baseline's BASE under one name, ``NEW vs BASE``,
+    so that every check compares two model ids on the same items; other pairs are left out."""
+    for (new, old), (entries, model, path) in ((p, s) for p in pairs for s in (
+            (cur, p[0], cur_path), (base, p[1], base_path))):
+        known = sorted({m for _, m in entries})
+        if model not in known:
+            raise InputError(f"no such model in the run (models: {', '.join(known)})",
+                             file=path, field="--pair", value=f"{new}={old}")
+    names = {p: p[0] if p[0] == p[1] else f"{p[0]} vs {p[1]}" for p in pairs}
+    return ({(t, names[p]): v for (t, m), v in cur.items() for p in pairs if m == p[0]},
+            {(t, names[p]): v for (t, m), v in base.items() for p in pairs if m == p[1]})
+
+
+def gate_runs(current: str | Path, baseline: str | Path, thresholds: Thresholds | None = None,
+              pairs: Sequence[tuple[str, str]] = ()) -> GateResult:
+    """Compare the stored run ``current`` with ``baseline``; nothing calls a model.
+    ``pairs``: (current model, baseline model) to compare instead of equal model ids."""
     from slmbench.analysis.summary import build_summary
     from slmbench.store import open_run
 
@@ -286,6 +314,9 @@ def gate_runs(current: str | Path, baseline: str | Path, thresholds: Thresholds 
     cur_sum, base_sum = build_summary(cur_run), build_summary(base_run)
     cur_entries = {(e["task"], e["model"]): e for e in cur_sum["results"]}
     base_entries = {(e["task"], e["model"]): e for e in base_sum["results"]}
+    if pairs:
+        cur_entries, base_entries = _paired(pairs, cur_entries, base_entries, cur_run.path,
+                                            base_run.path)
     shared = sorted(set(cur_entries) & set(base_entries))
     if not shared:
         def names(keys: Any) -> str:
@@ -311,6 +342,8 @@ def gate_runs(current: str | Path, baseline: str | Path, thresholds: Thresholds 
                 notes.append(f"{t}: the {what} differs between the runs ({key} {b[:12]} → "
                              f"{a[:12]})")
     cur_rows, base_rows = _by_item(cur_run.rows()), _by_item(base_run.rows())
+    if pairs:
+        cur_rows, base_rows = _paired(pairs, cur_rows, base_rows, cur_run.path, base_run.path)
     checks: list[Check] = []
     for task, model in shared:
         failed = _failed_check(task, model, cur_entries[(task, model)],
