@@ -86,6 +86,7 @@ class ResultRow(_RowRequired, total=False):
     routed: str | None  # routing tasks: the route taken (the fallback for no answer)
     extra: dict[str, Any]  # backend details worth keeping, when there are any
     steps: list[dict[str, Any]]  # a classify → extract pipeline: one entry per step run
+    shots: list[Any]  # ids of the train items its prompt showed as examples, in order
 
 
 #: every key a result row may have, the always-present ones first

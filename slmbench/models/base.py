@@ -76,6 +76,9 @@ class Model(ABC):
     logprobs: bool = False
     #: the answer is held to the task's closed label set or JSON schema while it is generated
     structured_output: bool = False
+    #: answers a prompt: takes the task's prompt variants and few-shot examples (``?prompt=``,
+    #: ``?k=``); False for a classifier trained on the train split
+    prompted: bool = True
 
     def __init__(self, name: str, settings: dict[str, Any]) -> None:
         self.name = name

@@ -65,10 +65,21 @@ def parse_model_id(model_id: str) -> tuple[str, str, dict[str, Any]]:
 
 def resolve_model(model_id: str) -> Model:
     """Build the :class:`Model` for an id; raises :class:`InputError` on a bad id or file."""
+    from slmbench.tasks.fewshot import PROMPT_SETTINGS, check_setting_values, variant_name
+
     backend, rest, settings = parse_model_id(model_id)
+    # a prompt variant is the task's, not the backend's: any prompted model takes it
+    variant = {k: settings.pop(k) for k in PROMPT_SETTINGS if k in settings}
+    check_setting_values(variant)
     factory = _load_factory(_backends()[backend])
     model = factory(rest, settings)
     model.model_id = model_id.strip()  # what a Ray actor rebuilds it from
+    if variant:
+        if not model.prompted:
+            raise InputError(f"{model.name} takes no prompt: prompt= and k= are for models "
+                             "that are prompted", field="--model", value=model_id)
+        model.name = variant_name(model.name, variant)
+        model.settings.update(variant)
     return model
 
 

@@ -92,7 +92,7 @@ class PairAccounts:
     def admit(self, item: Item) -> tuple[ResultRow | None, Admitted | None]:
         """``(row, None)``: the cache answered, yield the row; ``(None, admitted)``: send it;
         ``(None, None)``: ``--max-cost`` refused it, and the pair is stopped."""
-        request = self.scorer.request(item)
+        request = self.scorer.request(item, self.model)
         key = cache_key(self.model, request) if self.cache is not None else None
         hit = self.cache.get(key) if key is not None else None
         if hit is not None:

@@ -8,7 +8,8 @@ from typing import Any
 from slmbench.models.base import Completion, Model, Request
 from slmbench.scoring import label_matcher
 from slmbench.store.manifest import now_iso
-from slmbench.tasks import Item, LoadedTask, build_messages
+from slmbench.tasks import Item, LoadedTask
+from slmbench.tasks.fewshot import PromptPlan
 from slmbench.tasks.kinds import get_kind
 
 
@@ -20,13 +21,26 @@ class ItemScorer:
         spec = task.spec
         self.kind = get_kind(spec.kind)
         self.matcher = label_matcher(spec.choices) if spec.choices else {}
+        # prompt variant (?prompt=, ?k=) → its plan; built on first use, per process
+        self._plans: dict[tuple[Any, Any], PromptPlan] = {}
         self.prompt_spec, self.choices, self.schema, self.max_tokens = \
-            self.kind.request_parts(task)
+            self.plan(None).parts
 
-    def request(self, item: Item) -> Request:
-        return Request(messages=build_messages(self.prompt_spec, item.text), text=item.text,
-                       choices=self.choices, json_schema=self.schema,
-                       max_tokens=self.max_tokens)
+    def plan(self, model: Model | None) -> PromptPlan:
+        """The prompt variant ``model`` asked for (``?prompt=``, ``?k=``; None: the task's)."""
+        settings = model.settings if model is not None else {}
+        key = (settings.get("prompt"), settings.get("k"))
+        if model is not None and not model.prompted:
+            key = (None, 0)  # a trained classifier: no examples to choose
+        if key not in self._plans:
+            self._plans[key] = PromptPlan(self.task, *key)
+        return self._plans[key]
+
+    def request(self, item: Item, model: Model | None = None) -> Request:
+        plan = self.plan(model)
+        _, choices, schema, max_tokens = plan.parts
+        return Request(messages=plan.messages(item), text=item.text, choices=choices,
+                       json_schema=schema, max_tokens=max_tokens)
 
     def row(self, model: Model, item: Item, comp: Completion | None, error: str | None,
             attempts: int, permanent: bool = False) -> dict[str, Any]:
@@ -43,6 +57,9 @@ class ItemScorer:
         if error is not None and permanent:
             row["error_permanent"] = True
         row.update(self.kind.blank_row(spec))
+        shots = self.plan(model).shot_ids(item)
+        if shots is not None:  # the train items its prompt showed as examples
+            row["shots"] = list(shots)
         if comp is None:
             return row
         row.update(output=comp.text, tokens_in=comp.tokens_in, tokens_out=comp.tokens_out,

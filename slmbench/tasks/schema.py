@@ -22,6 +22,7 @@ SCHEMA_FILE = Path(__file__).with_name("task.schema.json")
 
 def task_schema(kinds: list[Any] | None = None) -> dict[str, Any]:
     """The task JSON Schema for ``kinds`` (default: every kind that loads)."""
+    from slmbench.tasks.fewshot import FEW_SHOT_SCHEMA, PROMPTS_SCHEMA
     from slmbench.tasks.kinds import loaded_kinds
 
     kinds = loaded_kinds() if kinds is None else kinds
@@ -102,19 +103,21 @@ def task_schema(kinds: list[Any] | None = None) -> dict[str, Any]:
                 "additionalProperties": False,
                 "properties": {
                     "instruction": {"type": "string", "description": (
-                        "Fixed system instruction; placeholders {labels}, {routes}, {fields}, "
-                        "{fallback}.")},
+                        "Fixed system instruction; placeholders {labels}, "
+                        "{label_descriptions}, {routes}, {fields}, {fallback}.")},
                     "template": {"type": "string", "pattern": "\\{text\\}", "description": (
                         "User message for one item; must contain {text}.")},
                     **own_prompt,
                 },
             },
-            "few_shot": {
-                "type": "array",
-                "items": {"type": "object", "required": ["text", "answer"],
-                          "additionalProperties": False,
-                          "properties": {"text": {"type": "string"}, "answer": {}}},
-            },
+            "few_shot": {"oneOf": [
+                {"type": "array", "description": "Fixed examples, the same for every item.",
+                 "items": {"type": "object", "required": ["text", "answer"],
+                           "additionalProperties": False,
+                           "properties": {"text": {"type": "string"}, "answer": {}}}},
+                FEW_SHOT_SCHEMA,
+            ]},
+            "prompts": PROMPTS_SCHEMA,
             "max_tokens": {"type": "integer", "minimum": 1},
             **own,
         },

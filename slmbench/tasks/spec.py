@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from slmbench.errors import InputError
+from slmbench.tasks.fewshot import FewShotConfig, parse_few_shot_config, parse_prompts
 from slmbench.tasks.kinds import KINDS
 
 __all__ = ["KINDS", "ChainClass", "DatasetSpec", "FieldSpec", "Route", "TaskSpec", "load_task",
@@ -89,6 +90,12 @@ class TaskSpec:
     fallback: str | None = None
     fields: tuple[FieldSpec, ...] = ()
     few_shot: tuple[dict[str, Any], ...] = ()
+    #: ``few_shot`` given as a mapping: examples retrieved from the train split per item
+    few_shot_from: FewShotConfig | None = None
+    #: named prompt variants (``?prompt=NAME``): each the ``prompt`` mapping it stands for
+    prompts: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+    #: label → one-line description (``labels: [{name, description}]``)
+    label_descriptions: dict[str, str] = field(default_factory=dict)
     max_tokens: int | None = None
     description: str = ""
     # kind chain: key of the class in a single-call answer, per-class overrides, step prompts
@@ -133,6 +140,7 @@ class TaskSpec:
         data.update(labels=labels, dataset=self.dataset, routes=self.routes, fields=self.fields,
                     classes=self.classes)
         data["raw"], data["extra"] = self.raw, self.extra
+        data["few_shot_from"] = self.few_shot_from
         return TaskSpec(**data)
 
 
@@ -174,7 +182,8 @@ def _type_name(typ: type | tuple) -> str:
     return names.get(typ, typ.__name__)
 
 
-COMMON_KEYS = ("name", "kind", "description", "dataset", "prompt", "few_shot", "max_tokens")
+COMMON_KEYS = ("name", "kind", "description", "dataset", "prompt", "prompts", "few_shot",
+               "max_tokens")
 
 
 def kind_keys() -> tuple[list[str], list[str]]:
@@ -247,7 +256,12 @@ def parse_task(data: Any, path: Path) -> TaskSpec:
         if key in prompt and key not in kind.prompt_keys:
             raise v.fail(f"does not apply to kind '{kind_name}'", f"prompt.{key}", prompt[key])
 
-    few_shot = _parse_few_shot(v, data.get("few_shot"), kind)
+    few_shot_from = None
+    if isinstance(data.get("few_shot"), dict):  # retrieved from the train split
+        few_shot_from = parse_few_shot_config(v, data["few_shot"], kind, dataset.train_split)
+        few_shot: tuple[dict[str, Any], ...] = ()
+    else:
+        few_shot = _parse_few_shot(v, data.get("few_shot"), kind)
     kind.check_shots(v, parsed, few_shot)
     max_tokens = v.get(data, "max_tokens", int, "", default=None)
     if max_tokens is not None and max_tokens <= 0:
@@ -257,6 +271,7 @@ def parse_task(data: Any, path: Path) -> TaskSpec:
         name=name, kind=kind_name, path=path, dataset=dataset, instruction=instruction,
         template=template, few_shot=few_shot, max_tokens=max_tokens,
         description=v.get(data, "description", str, "", default=""), raw=data, extra=own,
+        few_shot_from=few_shot_from, prompts=parse_prompts(v, data.get("prompts"), data),
         **parsed,
     )
 
@@ -348,7 +363,8 @@ def _parse_few_shot(v: _V, value: Any, kind: Any) -> tuple[dict[str, Any], ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise v.fail("must be a list of {text, answer} examples", "few_shot", value)
+        raise v.fail("must be a list of {text, answer} examples, or {from: train, k: N}",
+                     "few_shot", value)
     out = []
     for i, item in enumerate(value):
         where = f"few_shot[{i}]"

@@ -10,8 +10,10 @@ The features are the baseline's; what is learnt from them is the task kind's
 ``trains_classifier`` are the ones this baseline runs on.
 
 ``features=word`` drops the char n-grams: a cheaper, slightly less accurate classifier, which
-makes an honest small → large cascade pair with the default one. Settings that differ from the
-defaults are part of the model's name, so both can sit in one run.
+makes an honest small → large cascade pair with the default one. ``calibrate=isotonic|sigmoid``
+calibrates its probabilities by cross-validation on the train split (compare the ECE of both).
+Settings that differ from the defaults are part of the model's name, so both can sit in one
+run.
 """
 
 from __future__ import annotations
@@ -21,23 +23,23 @@ from typing import Any
 
 from slmbench.errors import InputError
 from slmbench.models.base import PRICING_HOURLY, Completion, Model, Request
+from slmbench.models.baselines._settings import check_baseline_settings, check_calibration
 
 DEFAULT_SETTINGS: dict[str, Any] = {"C": 10.0, "max_iter": 2000, "seed": 0,
                                      "features": "word+char"}
 FEATURES = ("word+char", "word", "char")
 
 
+#: settings taken only when given (a run stored without them resumes unchanged)
+OPTIONAL_SETTINGS = ("calibrate",)
+
+
 def create(settings: dict[str, Any]) -> TfidfLogReg:
-    unknown = set(settings) - set(DEFAULT_SETTINGS)
-    if unknown:
-        key = sorted(unknown)[0]
-        raise InputError(f"unknown setting for baseline:tfidf-logreg "
-                         f"(known: {', '.join(DEFAULT_SETTINGS)})",
-                         field="--model", value=f"{key}={settings[key]}")
+    check_baseline_settings("tfidf-logreg", settings, DEFAULT_SETTINGS, OPTIONAL_SETTINGS)
     if settings.get("features", "word+char") not in FEATURES:
         raise InputError(f"features must be one of {', '.join(FEATURES)}", field="--model",
                          value=f"features={settings['features']}")
-    changed = sorted((k, v) for k, v in settings.items() if DEFAULT_SETTINGS[k] != v)
+    changed = sorted((k, v) for k, v in settings.items() if DEFAULT_SETTINGS.get(k) != v)
     name = "baseline:tfidf-logreg" + ("?" + "&".join(f"{k}={v}" for k, v in changed)
                                       if changed else "")
     return TfidfLogReg(name, {**DEFAULT_SETTINGS, **settings})
@@ -46,6 +48,7 @@ def create(settings: dict[str, Any]) -> TfidfLogReg:
 class TfidfLogReg(Model):
     pricing = PRICING_HOURLY
     cacheable = False  # answers depend on the train split, and cost microseconds anyway
+    prompted = False
 
     def __init__(self, name: str, settings: dict[str, Any]) -> None:
         super().__init__(name, settings)
@@ -71,6 +74,7 @@ class TfidfLogReg(Model):
             "word": TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
             "char": TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
         }
+        check_calibration(task, self.settings)
         wanted = self.settings["features"].split("+")
         features = FeatureUnion([(k, parts[k]) for k in wanted])
         start = time.perf_counter()

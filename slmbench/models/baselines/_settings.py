@@ -1,0 +1,35 @@
+"""What the trained baselines share: their settings check and the calibration check."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from slmbench.errors import InputError
+
+CALIBRATION = ("isotonic", "sigmoid")
+
+
+def check_baseline_settings(baseline: str, settings: dict[str, Any], defaults: dict[str, Any],
+                            optional: Sequence[str]) -> None:
+    """Unknown settings and a bad ``calibrate`` are one line naming the setting."""
+    known = [*defaults, *optional]
+    unknown = set(settings) - set(known)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise InputError(f"unknown setting for baseline:{baseline} (known: {', '.join(known)})",
+                         field="--model", value=f"{key}={settings[key]}")
+    if "calibrate" in settings and settings["calibrate"] not in CALIBRATION:
+        raise InputError(f"calibrate must be one of {', '.join(CALIBRATION)}", field="--model",
+                         value=f"calibrate={settings['calibrate']}")
+
+
+def check_calibration(task: Any, settings: dict[str, Any]) -> None:
+    """``calibrate`` is done by the single-label classifier of the kinds' base; a kind that
+    trains its own (several labels per item) does not calibrate it."""
+    from slmbench.tasks.kinds import get_kind
+
+    kind = get_kind(task.spec.kind)
+    if settings.get("calibrate") and not kind.calibrates:
+        raise InputError(f"calibrate does not apply to kind '{kind.name}'", field="--model",
+                         value=f"calibrate={settings['calibrate']}")
