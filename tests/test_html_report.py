@@ -19,6 +19,8 @@ import pytest
 from conftest import run_cli
 from test_reports import board_run  # noqa: F401 - fixture
 
+from slmbench.reports.leaderboard import load_summaries
+
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
                  if shutil.which(n)), None)
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine")
@@ -140,3 +142,50 @@ def test_report_warns_when_a_frontier_mixes_sizes_and_datasets(tmp_path, capsys)
     assert code == 0 and "warning: task intent" in err and "warning" not in out
     code, out, _ = run_cli(["report", str(a), "--format", "md"], capsys)
     assert "warning: task" not in out  # one run, one size: nothing to warn about
+
+
+def test_pareto_png_keeps_models_apart(tmp_path):
+    """Four runs of one model a few $ and points apart: each gets its own colour and marker,
+    no label overlaps another or a marker, the y axis fits the intervals, the legend sits
+    outside the axes, and the frontier ends at its last model."""
+    from matplotlib.colors import to_hex
+    from test_reports import LABELS, TASKS, make_rows, write_run
+
+    from slmbench.reports.plot import pareto_figure, plot_pareto
+
+    gold = [LABELS[i % 3] for i in range(40)]
+    runs = []
+    for n, (tin, wrong) in enumerate(((1000, 3), (1040, 3), (1080, 2), (1120, 4))):
+        pred = [LABELS[(i + 1) % 3] if i < wrong else g for i, g in enumerate(gold)]
+        runs.append(write_run(tmp_path / f"r{n}", f"r{n}",
+                              make_rows("intent", "openai/gpt-5.4-nano", gold, pred, tin=tin),
+                              {"intent": TASKS["intent"]}))
+    summaries = load_summaries(runs)
+    fig = pareto_figure(summaries)
+    (ax,) = fig.axes[:1]
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.texts if getattr(t, "slm_point", False)]
+    assert len(labels) == 4
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    points = [ax.transData.transform(t.xy) for t in labels]
+    half = 8 * 0.7 * fig.dpi / 72  # the markers' half width in pixels (a diamond's corner)
+    assert not any(b.x0 - half <= x <= b.x1 + half and b.y0 - half <= y <= b.y1 + half
+                   for b in boxes for x, y in points)
+    # one (colour, marker) per model
+    styles = {(to_hex(c.lines[0].get_color()), c.lines[0].get_marker())
+              for c in ax.containers}
+    assert len(styles) == 4
+    # y fitted to the intervals (36/40 .. 38/40 with CIs), not 0-100
+    lo_ci = min(s["results"][0]["accuracy_ci"][0] for s in summaries) * 100
+    hi_ci = max(s["results"][0]["accuracy_ci"][1] for s in summaries) * 100
+    y0, y1 = ax.get_ylim()
+    assert y0 <= lo_ci and y1 >= hi_ci and y0 > 50
+    # the legend is outside the axes: right of them
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= ax.get_window_extent(renderer).x1
+    # the frontier: r0 (cheapest) and r2 (most accurate); it ends at r2's cost
+    frontier = next(line for line in ax.get_lines() if line.get_label() == "Pareto frontier")
+    costs = {s["run_id"]: s["results"][0]["usd_per_1k_items"] for s in summaries}
+    assert max(frontier.get_xdata()) == pytest.approx(costs["r2"])
+    assert plot_pareto(summaries, tmp_path / "p.png").stat().st_size > 10_000

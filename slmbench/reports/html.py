@@ -23,10 +23,6 @@ from slmbench.reports.leaderboard import (
     resolve_sort,
 )
 
-# a colour and a marker per model, in the order models first appear (colour-blind safe set)
-PALETTE = ["#0072b2", "#e69f00", "#009e73", "#d55e00", "#cc79a7", "#56b4e9", "#999933",
-           "#882255", "#44aa99", "#332288"]
-MARKERS = ["circle", "square", "diamond", "triangle", "triangle-down", "cross"]
 NUMERIC = {"n_items", "accuracy", "accuracy_ci", "macro_f1", "invalid_rate", "truncated",
            "n_errors", "latency_p50_s", "latency_p95_s", "items_per_s", "usd_per_1k_items",
            "usd_per_correct", "correct_per_usd", "pareto"}
@@ -136,37 +132,11 @@ def _marker(shape: str, x: float, y: float, color: str, r: float = 5.5) -> str:
     return f'<polygon class="mk" points="{d}" fill="{color}"/>'
 
 
-def style_of(models: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """(colour, marker) per model, the same in every task's plot of a page."""
-    out: dict[str, tuple[str, str]] = {}
-    for m in models:
-        if m not in out:
-            n = len(out)
-            out[m] = (PALETTE[n % len(PALETTE)], MARKERS[(n // len(PALETTE) + n) % len(MARKERS)])
-    return out
-
-
-def y_limits(lows: Sequence[float], highs: Sequence[float]) -> tuple[float, float]:
-    """An accuracy axis (in %) fitted to the intervals, with room above and below, at least
-    10 points tall, inside 0–100."""
-    lo, hi = min(lows), max(highs)
-    pad = max((hi - lo) * 0.08, 1.0)
-    lo, hi = lo - pad, hi + pad
-    if hi - lo < 10:
-        mid = (lo + hi) / 2
-        lo, hi = mid - 5, mid + 5
-    if lo < 0:
-        lo, hi = 0.0, hi - lo
-    if hi > 100:
-        lo, hi = max(0.0, lo - (hi - 100)), 100.0
-    return lo, hi
-
-
 def svg_plot(task: str, rows: list[dict[str, Any]], styles: dict[str, tuple[str, str]],
              multi: bool) -> str:
     """The task's accuracy (with 95% CI) against log $ per 1k items, frontier as a step line
     that ends at its last model; models that cannot be placed are listed under it."""
-    from slmbench.reports.plot import log_cost_limits
+    from slmbench.reports.plot import log_cost_limits, y_limits
 
     placed = [r for r in rows if r["priced"] and not r["failed"] and r["accuracy"] is not None
               and (r["usd_per_1k_items"] or 0) > 0]
@@ -408,6 +378,8 @@ def render_html(summaries: Sequence[dict[str, Any]], *, sort: str | None = None,
     :func:`slmbench.analysis.recommend.recommend`; ``warnings``: printed under the title."""
     rows = leaderboard_entries(summaries, sort)
     multi = len(summaries) > 1
+    from slmbench.reports.plot import style_of
+
     styles = style_of([r["model"] for r in rows])
     runs = ", ".join(str(s.get("run_id")) for s in summaries)
     dates = sorted({str((s.get("pricing") or {}).get("price_date")) for s in summaries})
