@@ -139,14 +139,15 @@ def test_variants_get_distinct_names_cache_keys_and_rows(tmp_path):
     path = _variant_task(tmp_path)
     task, answer = _gold_by_item_text(path)
     base = "openai/fake?api_base={}"
-    ids = ["", "&prompt=terse", "&prompt=described", "&k=2", "&k=0", "&prompt=described&k=2"]
+    ids = ["", "&prompt=terse", "&prompt=described", "&k=2", "&k=0", "&prompt=described&k=2",
+           "&k=2&select=random"]
     with FakeOpenAIServer(answer) as server:
         models = [base.format(server.base_url) + s for s in ids]
         resolved = [resolve_model(m) for m in models]
         names = [m.name for m in resolved]
         assert names == ["openai/fake", "openai/fake?prompt=terse", "openai/fake?prompt=described",
                          "openai/fake?k=2", "openai/fake?k=0",
-                         "openai/fake?prompt=described&k=2"]
+                         "openai/fake?prompt=described&k=2", "openai/fake?k=2&select=random"]
         scorer = ItemScorer(task)
         keys = {cache_key(m, scorer.request(task.items[0], m)) for m in resolved}
         assert len(keys) == len(models)
@@ -183,6 +184,8 @@ def test_bad_prompt_settings_are_one_line_before_any_call(tmp_path, cls_task):
         resolve_model("baseline:tfidf-logreg?k=2")
     with pytest.raises(InputError, match="k must be a whole number"):
         resolve_model("llamacpp:smollm2?k=-1")
+    with pytest.raises(InputError, match="select must be one of"):
+        resolve_model("llamacpp:smollm2?k=2&select=nearest")
     no_train = write_task(tmp_path, {
         "name": "t", "kind": "classification", "labels": ["a", "b"],
         "dataset": {"path": str(write_jsonl(tmp_path / "x.jsonl", [
@@ -224,15 +227,17 @@ def test_embed_logreg_reuses_its_train_embedding_cache(tmp_path, monkeypatch, cl
     last.close()
 
 
-def test_embed_logreg_runs_and_is_priced_per_hour(tmp_path, monkeypatch):
+def test_embed_logreg_runs_and_is_priced_per_hour(tmp_path, monkeypatch, cls_task):
     monkeypatch.setenv("SLMBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    result = run_benchmark([BANKING], ["baseline:embed-logreg?n_threads=2"],
-                           results_dir=tmp_path, run_id="emb", options=RunOptions(limit=20))
-    entry = _entries(result.summary, "banking77-mini")["baseline:embed-logreg"]
-    assert entry["n"] == 20
-    assert entry["accuracy"] > 0.5  # 10 intents: far above chance (0.1) from 400 train items
+    result = run_benchmark([cls_task], ["baseline:embed-logreg?n_threads=2"],
+                           results_dir=tmp_path, run_id="emb")
+    entry = _entries(result.summary, "tiny-cls")["baseline:embed-logreg"]
+    assert entry["n"] == 3 and entry["pricing"]["basis"] == "hourly"
     assert entry["total_usd"] > 0
-    assert all(r["confidence_source"] == "classifier-proba" for r in result.run.rows())
+    rows = result.run.rows()
+    assert all(r["confidence_source"] == "classifier-proba" and 0 < r["confidence"] <= 1
+               for r in rows)
+    assert not any("shots" in r for r in rows)
 
 
 def test_calibration_changes_confidences_and_reports_ece(tmp_path):

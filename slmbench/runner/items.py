@@ -22,16 +22,17 @@ class ItemScorer:
         self.kind = get_kind(spec.kind)
         self.matcher = label_matcher(spec.choices) if spec.choices else {}
         # prompt variant (?prompt=, ?k=) → its plan; built on first use, per process
-        self._plans: dict[tuple[Any, Any], PromptPlan] = {}
+        self._plans: dict[tuple[Any, ...], PromptPlan] = {}
         self.prompt_spec, self.choices, self.schema, self.max_tokens = \
             self.plan(None).parts
 
     def plan(self, model: Model | None) -> PromptPlan:
-        """The prompt variant ``model`` asked for (``?prompt=``, ``?k=``; None: the task's)."""
+        """The prompt variant ``model`` asked for (``?prompt=``, ``?k=``, ``?select=``; None:
+        the task's)."""
         settings = model.settings if model is not None else {}
-        key = (settings.get("prompt"), settings.get("k"))
+        key = (settings.get("prompt"), settings.get("k"), settings.get("select"))
         if model is not None and not model.prompted:
-            key = (None, 0)  # a trained classifier: no examples to choose
+            key = (None, 0, None)  # a trained classifier: no examples to choose
         if key not in self._plans:
             self._plans[key] = PromptPlan(self.task, *key)
         return self._plans[key]

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from slmbench.tasks.spec import TaskSpec
 
 #: model settings that pick a prompt variant (what backends accept and name the model by)
-PROMPT_SETTINGS = ("prompt", "k")
+PROMPT_SETTINGS = ("prompt", "k", "select")
 FEW_SHOT_KEYS = ("from", "k", "select", "seed")
 DEFAULT_SELECT = "similar"
 
@@ -232,6 +232,12 @@ def check_prompt_settings(task: LoadedTask, settings: dict[str, Any], model: str
         raise InputError(f"task '{spec.name}' has no prompt '{name}' (prompts: {known}); "
                          f"model {model}", file=spec.path, field="prompts", value=name)
     k = settings.get("k")
+    if k is None and settings.get("select") is not None:
+        k = spec.few_shot_from.k if spec.few_shot_from else 0
+        if not k:
+            raise InputError(f"select= picks retrieved examples: give k= too, or few_shot: "
+                             f"{{from: train, k: N}} in the task (model {model})",
+                             file=spec.path, field="few_shot", value=None)
     if k is not None and k > 0:
         from slmbench.tasks.kinds import get_kind
 
@@ -253,6 +259,9 @@ def check_setting_values(settings: dict[str, Any]) -> None:
     if "k" in settings and (type(settings["k"]) is not int or settings["k"] < 0):
         raise InputError("k must be a whole number >= 0", field="--model",
                          value=f"k={settings['k']}")
+    if "select" in settings and settings["select"] not in SELECTORS:
+        raise InputError(f"select must be one of {', '.join(SELECTORS)}", field="--model",
+                         value=f"select={settings['select']}")
 
 
 def variant_name(name: str, settings: dict[str, Any]) -> str:
@@ -271,7 +280,7 @@ class PromptPlan:
     """One prompt variant of one task: the request parts and each item's messages."""
 
     def __init__(self, task: LoadedTask, prompt: str | None = None,
-                 k: int | None = None) -> None:
+                 k: int | None = None, select: str | None = None) -> None:
         from slmbench.tasks.kinds import get_kind
         from slmbench.tasks.loading import LoadedTask
 
@@ -283,6 +292,8 @@ class PromptPlan:
         config = spec.few_shot_from
         if k is not None:
             config = replace(config, k=k) if config else FewShotConfig(k=k)
+        if select is not None and config is not None:
+            config = replace(config, select=select)
         self.k = config.k if config and task.train else 0
         self.config = config
         self.selector: Selector | None = None
@@ -291,6 +302,7 @@ class PromptPlan:
         # the scored split is the train split: an item must not be its own example
         self._exclude = spec.dataset.split == spec.dataset.train_split
         self._picked: dict[str, tuple[str, ...]] = {}
+        self._by_id: dict[str, Item] | None = None
 
     def shot_indices(self, item: Item) -> list[int]:
         if self.selector is None:
@@ -316,7 +328,9 @@ class PromptPlan:
 
         spec = self.parts.prompt_spec
         if ids is not None:
-            by_id = {it.id: it for it in self.task.train}
+            if self._by_id is None:
+                self._by_id = {it.id: it for it in self.task.train}
+            by_id = self._by_id
             missing = [i for i in ids if i not in by_id]
             if missing:
                 raise InputError("example id is not in the train split",
@@ -331,17 +345,20 @@ def variant_spec(spec: TaskSpec, prompt: str | None) -> TaskSpec:
     ``{label_descriptions}`` filled in."""
     from slmbench.tasks.prompts import fill
 
+    out = spec
     if prompt is not None:
+        from dataclasses import fields
+
         from slmbench.tasks.spec import parse_task
 
+        # the fields the variant's prompt keys change, set on the loaded spec (which keeps
+        # what loading filled in: labels from the train split...)
         data = {k: v for k, v in spec.raw.items() if k != "prompts"}
-        data["prompt"] = spec.prompts[prompt]
-        out = parse_task(data, spec.path)
-        if spec.labels_from_train:
-            out = out.with_labels(spec.labels or ())
-        out = replace(out, prompts=spec.prompts)
-    else:
-        out = spec
+        plain = parse_task(data, spec.path)
+        variant = parse_task({**data, "prompt": spec.prompts[prompt]}, spec.path)
+        changed = {f.name: getattr(variant, f.name) for f in fields(variant)
+                   if f.compare and getattr(variant, f.name) != getattr(plain, f.name)}
+        out = replace(spec, **changed)
     if "{label_descriptions}" in out.instruction:
         out = replace(out, instruction=fill(out.instruction,
                                             {"label_descriptions": described_labels(out)}))

@@ -212,7 +212,8 @@ class EmbedLogReg(Model):
 
         threads = self.settings.get("n_threads") or usable_cores()
         try:
-            with model_params(use_extra_bufts("auto")):
+            # llama.cpp notes on stderr that the GGUF has no pooling of its own: asked for
+            with model_params(use_extra_bufts("auto")), _quiet_stderr():
                 llm = Llama(model_path=str(self.path), embedding=True,
                             pooling_type=POOLING[self.settings["pooling"]], n_ctx=N_CTX,
                             n_batch=N_CTX, n_ubatch=N_CTX, n_threads=threads,
@@ -284,6 +285,16 @@ class EmbedLogReg(Model):
         if llm is not None:
             llm.close()
         self._llm = self._embedder = None
+
+
+def _quiet_stderr() -> Any:
+    try:
+        from llama_cpp._utils import suppress_stdout_stderr
+    except ImportError:  # another llama-cpp-python: its notes stay visible
+        import contextlib
+
+        return contextlib.nullcontext()
+    return suppress_stdout_stderr(disable=False)
 
 
 class _EmbeddingFeatures:
