@@ -391,14 +391,41 @@ def estimate(
                      save_to=(results_dir / run_id) if run_id else None)
 
 
+@app.command()
+def init(
+    data: Annotated[Path, typer.Argument(help="A .csv, .jsonl or .parquet file.")],
+    kind: Annotated[str, typer.Option(help="classification, routing or extraction.")] = (
+        "classification"),
+    text: Annotated[str | None, typer.Option(help="Text column (default: proposed).")] = None,
+    label: Annotated[str | None, typer.Option(help="Label column (default: proposed).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Task YAML to write (default: <data>.task.yaml next to the data).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 0,
+) -> None:
+    """Write a task YAML from a data file: columns, labels, split and prompt; then validate."""
+    from slmbench.tasks.init import init_command
+
+    init_command(data, kind, text, label, out, seed)
+
+
 @app.command("validate")
 def validate(tasks: Annotated[list[Path], typer.Argument(help="Task YAML files.")]) -> None:
-    """Check task files and their datasets without calling any model."""
-    from slmbench.runner.run import load_tasks
+    """Check task files and their datasets without calling any model; every error of a file
+    is listed (one line each), not only the first."""
+    from slmbench.tasks.loading import validate_files
 
-    for task in load_tasks(tasks):
-        typer.echo(f"ok  {task.spec.path}: {task.spec.kind}, {len(task.items)} items, "
-                   f"{len(task.train)} train")
+    lines, errors = validate_files(tasks)
+    for line in lines:
+        typer.echo(line)
+    for exc in errors[:VALIDATE_SHOWN]:
+        typer.echo(f"error: {exc}", err=True)
+    if len(errors) > VALIDATE_SHOWN:
+        typer.echo(f"error: … and {len(errors) - VALIDATE_SHOWN} more", err=True)
+    if errors:
+        raise typer.Exit(2)
+
+
+VALIDATE_SHOWN = 50
 
 
 @app.command("schema")

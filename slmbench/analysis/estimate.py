@@ -27,7 +27,7 @@ from typing import Any
 
 from slmbench.models.base import PRICING_TOKENS, Model, Request
 from slmbench.pricing import token_cost
-from slmbench.pricing.run_costs import DEFAULT_CPU_HARDWARE, PricingOptions, RunCoster
+from slmbench.pricing.run_costs import PricingOptions, RunCoster
 from slmbench.tasks import LoadedTask, build_messages
 from slmbench.tasks.kinds import get_kind
 
@@ -197,9 +197,9 @@ def reasoning_expected(model: Model) -> int:
 # -- the estimate -----------------------------------------------------------------------------
 
 def estimate_pair(task: LoadedTask, model: Model, coster: RunCoster, *, concurrency: int = 8,
-                  timer: Callable[[LoadedTask, Model], list[float]] | None = None
+                  timer: Callable[[LoadedTask, Model], list[dict]] | None = None
                   ) -> PairEstimate:
-    """One task × model, calling no model (``timer``: a local model's warm-up latencies)."""
+    """One task × model, calling no model (``timer``: a local model's warm-up rows)."""
     n = len(task.items)
     est = PairEstimate(task=task.spec.name, model=model.name, items=n, method="")
     parts = get_kind(task.spec.kind).request_parts(task)
@@ -240,7 +240,7 @@ def estimate_pair(task: LoadedTask, model: Model, coster: RunCoster, *, concurre
 
 
 def _hourly_estimate(est: PairEstimate, task: LoadedTask, model: Model, coster: RunCoster,
-                     timer: Callable[[LoadedTask, Model], list[float]] | None) -> PairEstimate:
+                     timer: Callable[[LoadedTask, Model], list[dict]] | None) -> PairEstimate:
     est.basis = "hourly"
     path = getattr(model, "path", None)
     est.method = "none (priced by the hour)"
@@ -253,39 +253,44 @@ def _hourly_estimate(est: PairEstimate, task: LoadedTask, model: Model, coster: 
     if timer is None:
         est.notes.append("no warm-up: time and $ unknown")
         return est
-    latencies = timer(task, model)
-    if not latencies:
+    timed = timer(task, model)
+    if len(timed) < 2 or not est.items:
+        est.notes.append("warm-up too short: time and $ unknown")
         return est
+    # the first item carries the one-off set-up (prompt cache, label trie): counted once
+    lat = [float(r.get("latency_s") or 0.0) for r in timed]
     parallel = max(1, model.parallel or 1)
-    n = est.items
-    est.wall_s = n * statistics.fmean(latencies) / parallel
-    est.wall_low_s = n * min(latencies) / parallel
-    est.wall_high_s = n * max(latencies) / parallel
-    est.notes.append(f"time from a warm-up of {len(latencies)} item(s)")
-    rate = _hourly_rate(coster, model)
-    if rate is None:
+    rest = est.items - 1
+    est.wall_s, est.wall_low_s, est.wall_high_s = (
+        lat[0] + rest * v / parallel for v in (statistics.fmean(lat[1:]), min(lat[1:]),
+                                              max(lat[1:])))
+    est.notes.append(f"time from a warm-up: first item {lat[0]:.2f} s, then {len(lat) - 1} "
+                     f"item(s) of {min(lat[1:]):.2f}–{max(lat[1:]):.2f} s")
+    costs = priced_rows(coster, model, timed)
+    if costs is None:
         est.notes.append("unpriced: no hourly rate (give --hardware or --hourly)")
         return est
     est.usd_low, est.usd_expected, est.usd_high = (
-        w / 3600 * rate for w in (est.wall_low_s, est.wall_s, est.wall_high_s))
+        costs[0] + rest * v for v in (min(costs[1:]), statistics.fmean(costs[1:]),
+                                      max(costs[1:])))
     return est
 
 
-def _hourly_rate(coster: RunCoster, model: Model) -> float | None:
-    opts = coster.options
-    if opts.hourly_usd is not None:
-        return float(opts.hourly_usd)
-    if opts.hardware is None and model.gpu_offload:
-        return None
-    rate = coster.book.hardware(opts.hardware or DEFAULT_CPU_HARDWARE, coster.on)
-    return rate.usd_per_hour if rate is not None else None
+def priced_rows(coster: RunCoster, model: Model, rows: list[dict]) -> list[float] | None:
+    """USD of each measured row, priced exactly as a run's rows of ``model`` are (the same
+    coster, the model's manifest record; calls one after another: concurrency 1)."""
+    latency = sum(float(r.get("latency_s") or 0.0) for r in rows)
+    timings = [{"latency_sum_s": latency, "wall_s": latency}]
+    costs = coster.item_costs(model.name, model.describe(), rows, timings)
+    costs = list(costs)
+    return None if any(c is None for c in costs) else [float(c) for c in costs]
 
 
 def pilot_estimate(task: LoadedTask, model: Model, coster: RunCoster, measured: list[dict],
                    *, concurrency: int = 8) -> PairEstimate:
-    """The full-run figures from ``measured`` pilot items (each ``tokens_in``, ``tokens_out``,
-    ``latency_s``): mean × items, with a 95 % interval of the mean (finite-population
-    corrected: a pilot of every item has no sampling error)."""
+    """The full-run figures from ``measured`` pilot rows (``tokens_in``, ``tokens_out``,
+    ``latency_s``, what else the backend measured): mean × items, with a 95 % interval of the
+    mean (finite-population corrected: a pilot of every item has no sampling error)."""
     n, k = len(task.items), len(measured)
     est = PairEstimate(task=task.spec.name, model=model.name, items=n, method="pilot",
                        basis="pilot")
@@ -311,18 +316,10 @@ def pilot_estimate(task: LoadedTask, model: Model, coster: RunCoster, measured: 
     w_lo, w_mid, w_hi = interval(lat)
     est.wall_s, est.wall_low_s, est.wall_high_s = w_mid / parallel, w_lo / parallel, \
         w_hi / parallel
-    if model.pricing == PRICING_TOKENS:
-        price = coster.book.lookup(model.name, coster.on)
-        if price is None:
-            est.notes.append(f"unpriced: no sheet row in effect on {coster.on}")
-            return est
-        costs = [token_cost(price, int(a), int(b)) for a, b in zip(t_in, t_out, strict=True)]
-    else:
-        rate = _hourly_rate(coster, model)
-        if rate is None:
-            est.notes.append("unpriced: no hourly rate (give --hardware or --hourly)")
-            return est
-        costs = [s / 3600 * rate for s in lat]
+    costs = priced_rows(coster, model, measured)
+    if costs is None:
+        est.notes.append(f"unpriced on {coster.on}")
+        return est
     est.usd_low, est.usd_expected, est.usd_high = interval(costs)
     return est
 

@@ -30,27 +30,11 @@ from slmbench.tasks import LoadedTask
 from slmbench.tasks.loading import sample_items
 
 
-def warmup_latencies(task: LoadedTask, model: Model, n: int = WARMUP_ITEMS,
-                     seed: int = 0) -> list[float]:
-    """Latencies of ``n`` items after a first one (which fills the prompt cache and is not
-    counted): what a local model's wall time is extrapolated from."""
-    items = sample_items(task.items, n + 1, seed)
-    scorer = ItemScorer(task)
-    model.prepare(task)
-    out = []
-    for i, item in enumerate(items):
-        start = time.perf_counter()
-        try:
-            comp = model.complete(scorer.request(item))
-        except ModelCallError:
-            continue
-        if i:
-            out.append(comp.latency_s or (time.perf_counter() - start))
-    return out
-
-
-def pilot_rows(task: LoadedTask, model: Model, n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """Run ``n`` sampled items (stratified by gold) and keep what the estimate needs."""
+def measured_rows(task: LoadedTask, model: Model, n: int, seed: int = 0, *,
+                  strict: bool = True) -> list[dict[str, Any]]:
+    """Run ``n`` items drawn stratified by gold and keep what pricing reads of a row (tokens,
+    latency, and what else the backend measured). ``strict``: a failed call stops (a pilot
+    whose calls fail estimates nothing); else it is left out (a warm-up)."""
     items = sample_items(task.items, n, seed)
     scorer = ItemScorer(task)
     model.prepare(task)
@@ -60,11 +44,21 @@ def pilot_rows(task: LoadedTask, model: Model, n: int, seed: int = 0) -> list[di
         try:
             comp = model.complete(scorer.request(item))
         except ModelCallError as exc:
-            raise InputError(f"pilot call failed: {exc}", field="--model",
-                             value=model.name) from None
-        rows.append({"tokens_in": comp.tokens_in, "tokens_out": comp.tokens_out,
-                     "latency_s": comp.latency_s or (time.perf_counter() - start)})
+            if strict:
+                raise InputError(f"pilot call failed: {exc}", field="--model",
+                                 value=model.name) from None
+            continue
+        row = {k: v for k, v in vars(comp).items() if k not in ("text", "extra")}
+        row["latency_s"] = comp.latency_s or (time.perf_counter() - start)
+        rows.append(row)
     return rows
+
+
+def warmup_rows(task: LoadedTask, model: Model, n: int = WARMUP_ITEMS,
+                seed: int = 0) -> list[dict[str, Any]]:
+    """A first item (which also fills the prompt cache and builds the label trie: a one-off)
+    and ``n`` more: what a local model's time and cost are extrapolated from."""
+    return measured_rows(task, model, n + 1, seed, strict=False)
 
 
 def estimate_runs(task_paths: list[Path], model_ids: list[str], *, limit: int | None = None,
@@ -90,11 +84,11 @@ def estimate_runs(task_paths: list[Path], model_ids: list[str], *, limit: int | 
                 if not model.supports(task.spec.kind):
                     continue
                 if pilot is not None:
-                    rows = pilot_rows(task, model, pilot, seed)
+                    rows = measured_rows(task, model, pilot, seed)
                     estimates.append(pilot_estimate(task, model, coster, rows,
                                                     concurrency=concurrency))
                     continue
-                timer = (lambda t, m: warmup_latencies(t, m, seed=seed)) \
+                timer = (lambda t, m: warmup_rows(t, m, seed=seed)) \
                     if warmup and not model.remote else None
                 estimates.append(estimate_pair(task, model, coster, concurrency=concurrency,
                                                timer=timer))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,33 +34,43 @@ class LoadedTask:
     fingerprint: str  # sha256 over the data files (or the hub dataset's fingerprint) + columns
 
 
-def load_items(spec: TaskSpec) -> LoadedTask:
-    """Load the eval split (and the train split, if any) and validate every row."""
+def load_items(spec: TaskSpec, errors: list[InputError] | None = None) -> LoadedTask:
+    """Load the eval split (and the train split, if any) and validate every row.
+
+    With ``errors`` (a list), a bad row is appended to it and skipped instead of raised, so
+    that ``slmbench validate`` names every bad row of a file at once."""
     from slmbench.tasks.kinds import get_kind
 
     kind = get_kind(spec.kind)
     ds = spec.dataset
-    items = _load_split(spec, ds.split)
-    if ds.limit is not None:
-        items = items[: ds.limit]
-    train = _load_split(spec, ds.train_split) if ds.train_split else []
+    every = _load_split(spec, ds.split, errors)
+    items = every[: ds.limit] if ds.limit is not None else every
+    train = _load_split(spec, ds.train_split, errors) if ds.train_split else []
     if spec.labels_from_train:
-        labels = tuple(sorted({str(lab) for it in train for lab in kind.gold_labels(it.gold)}))
+        source = [*train, *every] if spec.labels_from_data else train
+        labels = tuple(sorted({str(lab) for it in source for lab in kind.gold_labels(it.gold)}))
         if not labels:
             raise InputError("train split has no labels", file=spec.path, field="labels",
-                             value="from_train")
+                             value="from_data" if spec.labels_from_data else "from_train")
         spec = spec.with_labels(labels)
     choices = spec.choices
     if choices is not None:
         allowed = set(choices)
-        for split_name, rows in ((ds.split, items), (ds.train_split, train)):
-            for it in rows:
-                for label in kind.gold_labels(it.gold):
-                    if label not in allowed:
-                        raise InputError(
-                            f"gold answer of item '{it.id}' in split '{split_name}' is not in "
-                            f"the {kind.choice_noun}", file=_split_file(spec, split_name),
-                            field=ds.columns[kind.gold_role], value=label)
+        unseen = _unseen(kind, allowed, ((ds.split, items), (ds.train_split, train)))
+        if unseen and spec.unseen_gold == "count_wrong" and all(
+                s == ds.split for found in unseen.values() for s in found):
+            spec = replace(spec, unseen_labels=tuple(sorted(unseen)))
+        elif unseen:
+            split_name = next(iter(next(iter(unseen.values()))))
+            listed = "; ".join(f"{lab} ({', '.join(f'{n} in {s}' for s, n in found.items())})"
+                               for lab, found in sorted(unseen.items()))
+            fix = ("add them to labels or use labels: from_data (train plus test), or "
+                   "unseen_gold: count_wrong (scored as wrong)") if \
+                spec.unseen_gold != "count_wrong" else \
+                "unseen_gold: count_wrong covers the eval split only, not train"
+            raise InputError(f"{len(unseen)} gold answer(s) not in the {kind.choice_noun}: "
+                             f"{listed}; {fix}", file=_split_file(spec, split_name),
+                             field=ds.columns[kind.gold_role])
         for i, shot in enumerate(spec.few_shot):
             for answer in kind.shot_labels(spec, shot["answer"]):
                 if answer not in allowed:
@@ -117,13 +127,55 @@ def _stratum(item: Item) -> str:
     return ""
 
 
+def validate_files(paths: list[Path]) -> tuple[list[str], list[InputError]]:
+    """``slmbench validate``: an ``ok`` line per good file, and every error found (all bad
+    rows of a file, every unseen label in one line; a broken spec is one error)."""
+    from slmbench.tasks.spec import load_task
+
+    lines: list[str] = []
+    errors: list[InputError] = []
+    names: dict[str, Path] = {}
+    for path in paths:
+        found: list[InputError] = []
+        try:
+            spec = load_task(path)
+            task = load_items(spec, found)
+        except InputError as exc:
+            errors += [*found, exc]
+            continue
+        if task.spec.name in names:
+            found.append(InputError(f"task name already used by {names[task.spec.name]}",
+                                    file=path, field="name", value=task.spec.name))
+        names.setdefault(task.spec.name, Path(path))
+        if found:
+            errors += found
+            continue
+        lines.append(f"ok  {task.spec.path}: {task.spec.kind}, {len(task.items)} items, "
+                     f"{len(task.train)} train")
+    return lines, errors
+
+
+def _unseen(kind: Any, allowed: set[str], splits: Any) -> dict[str, dict[str, int]]:
+    """Every gold label outside ``allowed``: label → split → item count (all of them, so
+    one message lists every offending label, not the first)."""
+    found: dict[str, dict[str, int]] = {}
+    for split_name, rows in splits:
+        for it in rows:
+            for label in kind.gold_labels(it.gold):
+                if label not in allowed:
+                    per = found.setdefault(str(label), {})
+                    per[split_name] = per.get(split_name, 0) + 1
+    return found
+
+
 def _split_file(spec: TaskSpec, split: str | None) -> str:
     if split and split in spec.dataset.files:
         return str(spec.dataset.files[split])
     return spec.dataset.hub or str(spec.path)
 
 
-def _load_split(spec: TaskSpec, split: str) -> list[Item]:
+def _load_split(spec: TaskSpec, split: str, errors: list[InputError] | None = None
+                ) -> list[Item]:
     from slmbench.tasks.kinds import get_kind
 
     kind = get_kind(spec.kind)
@@ -151,17 +203,36 @@ def _load_split(spec: TaskSpec, split: str) -> list[Item]:
     items: list[Item] = []
     seen: set[str] = set()
     for i, row in enumerate(rows):
-        item_id = row.get(cols["id"]) if cols["id"] in row else None
-        item_id = f"{split}-{i}" if item_id is None else str(item_id)
-        if item_id in seen:
-            raise InputError("duplicate item id", file=where, field=cols["id"], value=item_id)
-        seen.add(item_id)
-        text = row.get(cols["text"])
-        if not isinstance(text, str) or not text.strip():
-            raise InputError(f"item '{item_id}' has no text", file=where, field=cols["text"],
-                             value=text)
-        items.append(Item(id=item_id, text=text, gold=kind.gold(spec, row, item_id, where)))
+        try:
+            item_id = row.get(cols["id"]) if cols["id"] in row else None
+            item_id = f"{split}-{i}" if item_id is None else str(item_id)
+            if item_id in seen:
+                raise InputError("duplicate item id", file=where, field=cols["id"],
+                                 value=item_id)
+            seen.add(item_id)
+            text = row.get(cols["text"])
+            if not isinstance(text, str) or not text.strip():
+                raise InputError(f"item '{item_id}' has no text", file=where,
+                                 field=cols["text"], value=text)
+            gold = kind.gold(spec, row, item_id, where)
+        except InputError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)  # validate: every bad row of the file, not the first
+            continue
+        if spec.label_map:
+            gold = _renamed(gold, spec.label_map)
+        items.append(Item(id=item_id, text=text, gold=gold))
     return items
+
+
+def _renamed(gold: Any, label_map: dict[str, str]) -> Any:
+    """``label_map`` applied to a gold label, or to each label of a list gold."""
+    if isinstance(gold, str):
+        return label_map.get(gold, gold)
+    if isinstance(gold, (list, tuple)):
+        return type(gold)(label_map.get(g, g) if isinstance(g, str) else g for g in gold)
+    return gold
 
 
 def _precheck_text_file(path: Path) -> None:
@@ -187,26 +258,48 @@ def _precheck_text_file(path: Path) -> None:
 
 
 def _read_with_datasets(spec: TaskSpec, split: str) -> list[dict]:
+    ds = spec.dataset
+    if ds.files:
+        path = ds.files[split]
+        return _load_quietly(DATA_FORMATS[path.suffix.lower()], path, split,
+                             _split_file(spec, split))
+    return _load_quietly(None, None, split, _split_file(spec, split), hub=(ds.hub, ds.config))
+
+
+def _load_quietly(builder: str | None, path: Path | None, split: str, where: str,
+                  hub: tuple[str | None, str | None] | None = None) -> list[dict]:
+    """Rows of one split through ``datasets``, with its logging and progress bars off; a
+    failure becomes one line with the underlying reason (a ragged CSV's "Expected 2 fields in
+    line 3, saw 3" is the *cause* of datasets' generic "An error occurred while generating the
+    dataset", and was only visible as a stray log line)."""
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    import logging
+
     import datasets  # heavy: imported only when a task is actually loaded
 
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()
-    ds = spec.dataset
+    for name in ("datasets", "datasets.builder", "datasets.packaged_modules"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
-        if ds.files:
-            path = ds.files[split]
-            builder = DATA_FORMATS[path.suffix.lower()]
+        if path is not None and builder is not None:
             data = datasets.load_dataset(builder, data_files={split: str(path)}, split=split)
         else:
-            data = datasets.load_dataset(ds.hub, ds.config, split=split)
+            data = datasets.load_dataset(hub[0], hub[1], split=split)
     except InputError:
         raise
     except Exception as exc:  # datasets raises many types; the user needs the file and reason
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"could not load split '{split}': {reason[:200]}",
-                         file=_split_file(spec, split)) from None
+        raise InputError(f"could not load split '{split}': {_root_reason(exc)[:200]}",
+                         file=where) from None
     return [{k: _plain(v) for k, v in row.items()} for row in data.to_list()]
+
+
+def _root_reason(exc: BaseException) -> str:
+    """The first line of the innermost explicit cause (what actually went wrong)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
 def _plain(value: Any) -> Any:

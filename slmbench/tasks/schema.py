@@ -86,7 +86,7 @@ def task_schema(kinds: list[Any] | None = None) -> dict[str, Any]:
                     "split": {"type": "string", "default": "test"},
                     "train_split": {"type": "string", "description": (
                         "Split used to train baselines and, with labels: from_train, to take "
-                        "the label set.")},
+                        "the label set (labels: from_data takes it from train and test).")},
                     "columns": {
                         "type": "object",
                         "description": f"Role → column name. Roles: {role_text}.",
@@ -119,6 +119,12 @@ def task_schema(kinds: list[Any] | None = None) -> dict[str, Any]:
             ]},
             "prompts": PROMPTS_SCHEMA,
             "max_tokens": {"type": "integer", "minimum": 1},
+            "unseen_gold": {"enum": ["error", "count_wrong"], "default": "error",
+                            "description": (
+                                "Gold labels of the eval split outside the label set: an error "
+                                "listing every one, or kept and scored as wrong.")},
+            "label_map": {"type": "object", "additionalProperties": {"type": "string"},
+                          "description": "Gold values renamed as they are read: old → new."},
             **own,
         },
         "allOf": rules,

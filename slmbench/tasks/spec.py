@@ -86,6 +86,14 @@ class TaskSpec:
     template: str
     labels: tuple[str, ...] | None = None  # None with labels_from_train: filled at load time
     labels_from_train: bool = False
+    #: ``labels: from_data``: the label set of train and eval split together
+    labels_from_data: bool = False
+    #: ``unseen_gold``: ``error`` (a gold label outside the set is refused) or ``count_wrong``
+    unseen_gold: str = "error"
+    #: ``label_map``: gold values renamed as they are read (old → new)
+    label_map: dict[str, str] = field(default_factory=dict)
+    #: eval-split gold labels outside the label set, kept under ``unseen_gold: count_wrong``
+    unseen_labels: tuple[str, ...] = ()
     routes: tuple[Route, ...] = ()
     fallback: str | None = None
     fields: tuple[FieldSpec, ...] = ()
@@ -183,7 +191,8 @@ def _type_name(typ: type | tuple) -> str:
 
 
 COMMON_KEYS = ("name", "kind", "description", "dataset", "prompt", "prompts", "few_shot",
-               "max_tokens")
+               "max_tokens", "unseen_gold", "label_map")
+UNSEEN_GOLD = ("error", "count_wrong")
 
 
 def kind_keys() -> tuple[list[str], list[str]]:
@@ -246,7 +255,11 @@ def parse_task(data: Any, path: Path) -> TaskSpec:
     if "{text}" not in template:
         raise v.fail("must contain the {text} placeholder", "prompt.template", template)
 
-    parsed = kind.parse(v, data, prompt, dataset.train_split)
+    labels_from_data = data.get("labels") == "from_data"
+    parsed = kind.parse(v, {**data, "labels": "from_train"}, prompt,
+                        dataset.train_split or dataset.split) if labels_from_data and \
+        "labels" in kind.keys else kind.parse(v, data, prompt, dataset.train_split)
+    authoring = _parse_authoring(v, data)
     if instruction is None:
         instruction = kind.default_instruction
     for key in own_keys:
@@ -272,8 +285,21 @@ def parse_task(data: Any, path: Path) -> TaskSpec:
         template=template, few_shot=few_shot, max_tokens=max_tokens,
         description=v.get(data, "description", str, "", default=""), raw=data, extra=own,
         few_shot_from=few_shot_from, prompts=parse_prompts(v, data.get("prompts"), data),
-        **parsed,
+        labels_from_data=labels_from_data, **authoring, **parsed,
     )
+
+
+def _parse_authoring(v: _V, data: dict[str, Any]) -> dict[str, Any]:
+    """``unseen_gold`` and ``label_map``: data quirks fixed in the YAML instead of a
+    conversion script."""
+    unseen = v.get(data, "unseen_gold", str, "", default="error")
+    if unseen not in UNSEEN_GOLD:
+        raise v.fail(f"must be one of {', '.join(UNSEEN_GOLD)}", "unseen_gold", unseen)
+    label_map = v.get(data, "label_map", dict, "", default={})
+    for old, new in label_map.items():
+        if not isinstance(new, (str, int)) or isinstance(new, bool) or not str(new).strip():
+            raise v.fail("must map a gold value to a non-empty label", f"label_map.{old}", new)
+    return {"unseen_gold": unseen, "label_map": {str(k): str(w) for k, w in label_map.items()}}
 
 
 _SPEC_FIELDS = frozenset(TaskSpec.__dataclass_fields__)

@@ -59,7 +59,7 @@ LABELS_SCHEMA: dict[str, Any] = {
                                 "One line about the label: {label_descriptions} in a "
                                 "prompt lists it.")}}},
         ]}},
-        {"const": "from_train"},
+        {"enum": ["from_train", "from_data"]},
     ]
 }
 FIELDS_SCHEMA: dict[str, Any] = {
@@ -175,8 +175,9 @@ class TaskKind:
     # -- summaries ----------------------------------------------------------------------
     def describe(self, spec: TaskSpec) -> dict[str, Any]:
         """What the manifest records of the task beyond the common entries: enough to
-        rescore its rows without the YAML."""
-        return {"labels": list(spec.labels or ())}
+        rescore its rows without the YAML (``unseen_gold: count_wrong`` labels included:
+        their rows are valid and count wrong)."""
+        return {"labels": [*(spec.labels or ()), *spec.unseen_labels]}
 
     def metric_kwargs(self, task_info: dict[str, Any]) -> dict[str, Any]:
         """What :meth:`metrics` needs of a task besides its rows, from its manifest entry."""

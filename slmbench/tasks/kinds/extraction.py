@@ -25,8 +25,11 @@ MIN_STRING_BOUND = 16
 
 class Extraction(TaskKind):
     name = "extraction"
-    keys = ("fields",)
-    key_schemas = {"fields": FIELDS_SCHEMA}
+    keys = ("fields", "extra_gold_fields")
+    key_schemas = {"fields": FIELDS_SCHEMA, "extra_gold_fields": {
+        "enum": ["error", "ignore"], "default": "error", "description": (
+            "Gold keys the task does not declare: an error, or ignored (keep a few of a "
+            "dataset's slots without rewriting it).")}}
     required_keys = ("fields",)
     shot_answer_schema = {"type": "object"}
     columns = ("id", "text", "fields")
@@ -40,7 +43,10 @@ class Extraction(TaskKind):
 
     def parse(self, v: Any, data: dict[str, Any], prompt: dict[str, Any],
               train_split: str | None) -> dict[str, Any]:
-        return {"fields": parse_fields(v, data.get("fields"))}
+        extra = v.get(data, "extra_gold_fields", str, "", default="error")
+        if extra not in ("error", "ignore"):
+            raise v.fail("must be error or ignore", "extra_gold_fields", extra)
+        return {"fields": parse_fields(v, data.get("fields")), "extra_gold_fields": extra}
 
     def check_shot_answer(self, v: Any, answer: Any, where: str) -> None:
         if not isinstance(answer, dict):
@@ -64,10 +70,15 @@ class Extraction(TaskKind):
             raise InputError(f"item '{item_id}' gold fields must be a mapping", file=where,
                              field=cols["fields"], value=gold)
         unknown = set(gold) - {f.name for f in spec.fields}
-        if unknown:
+        if unknown and spec.extra.get("extra_gold_fields") != "ignore":
             name = sorted(unknown)[0]
             raise InputError(f"item '{item_id}' has a gold field the task does not declare",
                              file=where, field=f"{cols['fields']}.{name}", value=gold[name])
+        for f in spec.fields:  # a list can never equal one string: the item could not score
+            if f.type != "list" and isinstance(gold.get(f.name), list):
+                raise InputError(f"item '{item_id}' has a list as gold of field '{f.name}', "
+                                 f"declared type: {f.type} (declare type: list)", file=where,
+                                 field=f"{cols['fields']}.{f.name}", value=gold[f.name])
         return {f.name: gold.get(f.name) for f in spec.fields}
 
     def gold_labels(self, gold: Any) -> tuple[Any, ...]:
