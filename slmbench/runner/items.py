@@ -29,9 +29,9 @@ class ItemScorer:
     def plan(self, model: Model | None) -> PromptPlan:
         """The prompt variant ``model`` asked for (``?prompt=``, ``?k=``, ``?select=``; None:
         the task's)."""
-        settings = model.settings if model is not None else {}
+        settings = getattr(model, "settings", None) or {}  # a plugin's model may have none
         key = (settings.get("prompt"), settings.get("k"), settings.get("select"))
-        if model is not None and not model.prompted:
+        if not getattr(model, "prompted", True):
             key = (None, 0, None)  # a trained classifier: no examples to choose
         if key not in self._plans:
             self._plans[key] = PromptPlan(self.task, *key)
