@@ -6,7 +6,8 @@ from typing import Any
 
 
 class RichProgress:
-    """One bar per task × model with items/s and ETA, drawn on stderr."""
+    """One bar per task × model with items/s and ETA, drawn on stderr; the items/s ends as
+    the summary's figure (runner/progress.py)."""
 
     def __init__(self, console: Any = None) -> None:
         from rich.console import Console
@@ -29,14 +30,25 @@ class RichProgress:
         self._progress.start()
 
     def start(self, task: str, model: str, total: int, done: int) -> None:
+        from slmbench.runner.progress import RateMeter
+
+        self._meter = RateMeter()
         self._bar = self._progress.add_task(f"{task} · {model}", total=total, completed=done,
                                             rate="")
 
     def advance(self, n: int = 1) -> None:
         self._progress.advance(self._bar, n)
-        speed = self._progress.tasks[-1].speed
-        if speed:
-            self._progress.update(self._bar, rate=f"{speed:,.1f} items/s")
+        self._meter.advance(n)
+        self._show(self._meter.rate())
+
+    def timed(self, items: int, wall_s: float) -> None:
+        """The pair's own figure, the one its summary gives (runner/progress.py)."""
+        if self._bar is not None:
+            self._show(self._meter.settle(items, wall_s))
+
+    def _show(self, rate: float | None) -> None:
+        if rate:
+            self._progress.update(self._bar, rate=f"{rate:,.1f} items/s")
 
     def finish(self) -> None:
         pass

@@ -157,7 +157,8 @@ def test_runs_of_other_items_are_not_paired(tmp_path):
                       TASK)
     (rec,) = recommend([small, large], 0.5, confidence="point")
     assert {o.name for o in rec.options} == {SMALL, LARGE}
-    assert any("do not hold the same items" in n for n in rec.notes)
+    assert f"no cascade of {SMALL} and {LARGE}: they were not scored on the same items (10 and " \
+        "10 items)" in rec.notes
     with pytest.raises(InputError):
         recommend([], 0.5)
     assert load_summaries([small])  # the runs stay readable

@@ -307,8 +307,9 @@ def options_for(runs: Sequence[Any], task: str, notes: list[str] | None = None,
             if set(small.rows) != set(large.rows) or any(
                     small.rows[i].get("gold") != large.rows[i].get("gold") for i in small.rows):
                 if a < b:
-                    notes.append(f"no cascade of {small_c.label} and {large_c.label}: their "
-                                 "runs do not hold the same items")
+                    notes.append(f"no cascade of {small_c.label} and {large_c.label}: they "
+                                 f"were not scored on the same items ({len(small.rows)} and "
+                                 f"{len(large.rows)} items)")
                 continue
             ids = sorted(small.rows)
             inp = ca.CascadeInput(task=task, kind=small.kind, small=small, large=large, ids=ids)

@@ -23,6 +23,7 @@ from slmbench.reports.leaderboard import (
     resolve_sort,
 )
 
+LABEL_CHAR_PX = 6.3  # width of a label character at 11px (labels are placed by estimate)
 NUMERIC = {"n_items", "accuracy", "accuracy_ci", "macro_f1", "invalid_rate", "truncated",
            "n_errors", "latency_p50_s", "latency_p95_s", "items_per_s", "usd_per_1k_items",
            "usd_per_correct", "correct_per_usd", "pareto"}
@@ -30,7 +31,7 @@ NUMERIC = {"n_items", "accuracy", "accuracy_ci", "macro_f1", "invalid_rate", "tr
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1b1f24;
 background:#fff}
-main{max-width:1200px;margin:0 auto;padding:16px 24px 40px}
+main{max-width:1500px;margin:0 auto;padding:16px 24px 40px}
 h1{font-size:22px;margin:8px 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid
 #d0d7de;padding-bottom:4px}h3{font-size:15px;margin:18px 0 6px}
 .sub{color:#57606a;margin:0 0 12px}
@@ -41,6 +42,7 @@ th{background:#f6f8fa;font-weight:600}td.l,th.l{text-align:left}
 table.sortable th{cursor:pointer;user-select:none}
 table.sortable th[data-dir=asc]::after{content:' \\25B2';font-size:10px}
 table.sortable th[data-dir=desc]::after{content:' \\25BC';font-size:10px}
+#leaderboard{font-size:12.5px}
 tr.front td:first-child,tr.front td.model{font-weight:600}
 .decision{background:#eef6ee;border:1px solid #8fbf8f;border-radius:6px;padding:10px 14px;
 margin:8px 0}.decision p{margin:4px 0}.none{background:#fff4e5;border-color:#e0a050}
@@ -193,7 +195,7 @@ def svg_plot(task: str, rows: list[dict[str, Any]], styles: dict[str, tuple[str,
             pts.append(f"{x:.1f},{y:.1f}")
         out.append(f'<polyline points="{" ".join(pts)}" fill="none" stroke="#0072b2" '
                    'stroke-width="1.5" stroke-opacity="0.55"/>')
-    labels: list[tuple[float, float]] = []
+    texts: list[tuple[float, float, bool, str, str]] = []
     for r, lo, hi in zip(placed, lows, highs, strict=True):
         color, shape = styles[r["model"]]
         x, y = sx(r["usd_per_1k_items"]), sy(100 * r["accuracy"])
@@ -209,16 +211,24 @@ def svg_plot(task: str, rows: list[dict[str, Any]], styles: dict[str, tuple[str,
                    f'stroke="{color}"/><line x1="{x - 4:.1f}" y1="{sy(hi):.1f}" '
                    f'x2="{x + 4:.1f}" y2="{sy(hi):.1f}" stroke="{color}"/>'
                    + _marker(shape, x, y, color) + "</g>")
-        # the label goes right of the point (left near the right edge), moved down past
-        # labels already placed so that no two overlap
-        right = x > L + pw * 0.62
-        ly = y - 8
-        while any(abs(ly - py) < 13 and abs(x - px) < 170 for px, py in labels):
-            ly += 13
-        labels.append((x, ly))
-        out.append(f'<text x="{x + (-9 if right else 9):.1f}" y="{ly:.1f}" '
-                   f'text-anchor="{"end" if right else "start"}" fill="{color}">'
-                   f'{_e(_name(r, multi))}</text>')
+        texts.append((x, y, x > L + pw * 0.62, color, _name(r, multi)))
+    # labels go right of their point (left near the right edge), centred on it, then move
+    # down until they overlap no other label and no marker (text width estimated per char)
+    boxes: list[tuple[float, float, float, float]] = []
+    marks = [(x, y) for x, y, *_ in texts]
+    for x, y, right, color, name in sorted(texts, key=lambda t: t[1]):
+        width = LABEL_CHAR_PX * len(name)
+        x0 = x - 9 - width if right else x + 9
+        top = y - 7
+        for _ in range(40):
+            box = (x0, top, x0 + width, top + 13)
+            if not any(_overlap(box, b) for b in boxes) and not any(
+                    _overlap(box, (mx - 7, my - 7, mx + 7, my + 7)) for mx, my in marks):
+                break
+            top += 6
+        boxes.append(box)
+        out.append(f'<text class="lbl" x="{x0:.1f}" y="{top + 10:.1f}" fill="{color}">'
+                   f'{_e(name)}</text>')
     out.append("</svg>")
     if left_out:
         def why(r: dict[str, Any]) -> str:
@@ -227,6 +237,11 @@ def svg_plot(task: str, rows: list[dict[str, Any]], styles: dict[str, tuple[str,
         out.append('<p class="warn">Not on the cost axis: ' + _e("; ".join(
             f"{_name(r, multi)} ({why(r)})" for r in left_out)) + ".</p>")
     return "".join(out)
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]
+             ) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _name(row: dict[str, Any], multi: bool) -> str:

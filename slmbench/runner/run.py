@@ -46,7 +46,7 @@ from slmbench.runner.executors import (
 from slmbench.runner.items import ItemScorer
 from slmbench.runner.live_cascade import CascadeSpec, escalated_ids, manifest_entry
 from slmbench.runner.pair import PairRun
-from slmbench.runner.progress import Progress, SilentProgress
+from slmbench.runner.progress import Progress, SilentProgress, report_timing
 from slmbench.runner.retry import RetryPolicy
 from slmbench.runner.shard import shard_of
 from slmbench.store import RunDir, row_key
@@ -309,10 +309,11 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
                     reason = drive_pair(pair, todo, appender.append, counts, progress, errors,
                                         fail_fast)
                 finally:
-                    progress.finish()
                     if pair.fresh:
                         manifest["timings"].append(timing_entry(task, model, pair))
                         run.write_manifest(manifest)
+                        report_timing(progress, pair.fresh, pair.wall_s)
+                    progress.finish()
                 if reason is not None:
                     fail(model, reason, [task.spec.name])
                 elif pair.stop_reason:
