@@ -235,6 +235,15 @@ def _option(name: str, models: tuple[str, ...], strategy: str, threshold: float 
                   recall=recall, support=support)
 
 
+def _rows(run: Any) -> list[dict[str, Any]]:
+    """The run's rows, read once however many tasks and models ask for them."""
+    cached = getattr(run, "_recommend_rows", None)
+    if cached is None:
+        cached = run.rows()
+        run._recommend_rows = cached
+    return cached
+
+
 @dataclass
 class _Candidate:
     run: Any
@@ -250,7 +259,7 @@ def _candidates(runs: Sequence[Any], task: str, notes: list[str]) -> list[_Candi
     seen: dict[str, int] = {}
     for run in runs:
         manifest = run.read_manifest()
-        rows = run.rows()
+        rows = _rows(run)
         failures = row_failures(manifest, rows)
         models = sorted({r["model"] for r in rows if r["task"] == task})
         for m in models:
@@ -269,7 +278,7 @@ def _candidates(runs: Sequence[Any], task: str, notes: list[str]) -> list[_Candi
 def _tasks(runs: Sequence[Any]) -> list[str]:
     names: set[str] = set()
     for run in runs:
-        names |= {r["task"] for r in run.rows()}
+        names |= {r["task"] for r in _rows(run)}
     return sorted(names)
 
 
@@ -285,7 +294,7 @@ def options_for(runs: Sequence[Any], task: str, notes: list[str] | None = None,
     cands = _candidates(runs, task, notes)
     sides: dict[int, Any] = {}
     for n, c in enumerate(cands):
-        rows = [r for r in c.run.rows() if r["task"] == task and r["model"] == c.model]
+        rows = [r for r in _rows(c.run) if r["task"] == task and r["model"] == c.model]
         sides[n] = ca._side("small", c.run, c.model, task, rows)
         warnings.extend(w for w in sides[n].warnings if w not in warnings)
     kind = next((s.kind for s in sides.values()), "?")
