@@ -156,14 +156,14 @@ def gate(
 ) -> None:
     """Fail (exit 1) when CURRENT regresses against --baseline, or a model the baseline scored
     could not run in CURRENT; exit 2 on bad input."""
-    from slmbench.analysis.gate import Thresholds, gate_runs, parse_pairs
+    from slmbench.analysis.gate import Thresholds, gate_runs
     from slmbench.reports.gate import gate_lines, write_junit
 
     thresholds = Thresholds.parse(max_accuracy_drop, max_cost_increase, min_accuracy, alpha)
-    pairs = parse_pairs(pair or [])
-    if baseline is None and not pairs:
+    if baseline is None and not pair:
         raise InputError("give the run to compare against (or --pair NEW=BASE to compare two "
                          "models of one run)", field="--baseline")
+    pairs = _resolve_pairs(pair or [], current, baseline or current)
     result = gate_runs(current, baseline or current, thresholds, pairs)
     for line in gate_lines(result):
         typer.echo(line)
@@ -174,6 +174,32 @@ def gate(
         # not typer.Exit(1): cli.main runs the app with standalone_mode=False, where click
         # returns an Exit's code instead of exiting, and main does not pass it on
         raise typer.Exit(1)
+
+
+def _resolve_pairs(texts: list[str], current: Path, baseline: Path) -> list[tuple[str, str]]:
+    """``NEW=BASE`` → (NEW, BASE). Model ids hold '=' too (``?features=word``), so the split
+    is the '=' that leaves a model of CURRENT on the left and one of the baseline on the
+    right; with a single '=' it is that one (the gate names an unknown model)."""
+    from slmbench.analysis.gate import parse_pairs
+    from slmbench.store import open_run
+
+    cur = set(open_run(current).read_manifest().get("models") or {})
+    base = set(open_run(baseline).read_manifest().get("models") or {})
+    out = []
+    for text in texts:
+        raw = str(text).strip()
+        cuts = [(raw[:i].strip(), raw[i + 1:].strip()) for i, ch in enumerate(raw) if ch == "="]
+        known = [c for c in cuts if c[0] in cur and c[1] in base]
+        if len(known) == 1:
+            out.append(known[0])
+        elif raw.count("=") == 1:
+            out.extend(parse_pairs([raw]))
+        else:
+            raise InputError(f"expected NEW=BASE with NEW a model of the current run and BASE "
+                             f"one of the baseline (current: {', '.join(sorted(cur))}; "
+                             f"baseline: {', '.join(sorted(base))})", field="--pair",
+                             value=text)
+    return out
 
 
 def cascade(

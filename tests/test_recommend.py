@@ -210,3 +210,16 @@ def test_gate_pair_bad_input(intent_run, capsys, pair, what):
     assert "field '--pair'" in err and what in err
     code, out, err = run_cli(["gate", str(intent_run)], capsys)
     assert code == 2 and "field '--baseline'" in err
+
+
+def test_gate_pair_of_model_ids_holding_equals_signs(tmp_path, capsys):
+    gold = ["a"] * 10
+    word, full = "baseline:tfidf-logreg?features=word", "baseline:tfidf-logreg"
+    rows = (make_rows("t", word, gold, ["a"] * 7 + ["b"] * 3)
+            + make_rows("t", full, gold, ["a"] * 9 + ["b"]))
+    run = write_run(tmp_path, "eq", rows, TASK)
+    code, out, _ = run_cli(["gate", str(run), "--pair", f"{word}={full}"], capsys)
+    assert f"t × {word} vs {full}: 90.0% → 70.0% on 10 shared items" in out
+    assert code == 0  # b=2 c=0: p = 0.5
+    code, _, err = run_cli(["gate", str(run), "--pair", f"{word}=x=y"], capsys)
+    assert code == 2 and "field '--pair'" in err and f"current: {full}, {word}" in err
