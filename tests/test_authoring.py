@@ -35,7 +35,7 @@ def test_from_train_lists_every_unseen_label_in_one_line(tmp_path):
     msg = str(exc.value)
     assert "\n" not in msg
     assert "2 gold answer(s) not in the label set" in msg
-    assert "c (2 in test)" in msg and "d (1 in test)" in msg
+    assert "'c' (2 in test); 'd' (1 in test)" in msg
     assert "labels: from_data" in msg and "unseen_gold: count_wrong" in msg
 
 

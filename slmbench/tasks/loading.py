@@ -62,7 +62,7 @@ def load_items(spec: TaskSpec, errors: list[InputError] | None = None) -> Loaded
             spec = replace(spec, unseen_labels=tuple(sorted(unseen)))
         elif unseen:
             split_name = next(iter(next(iter(unseen.values()))))
-            listed = "; ".join(f"{lab} ({', '.join(f'{n} in {s}' for s, n in found.items())})"
+            listed = "; ".join(f"'{lab}' ({', '.join(f'{n} in {s}' for s, n in found.items())})"
                                for lab, found in sorted(unseen.items()))
             fix = ("add them to labels or use labels: from_data (train plus test), or "
                    "unseen_gold: count_wrong (scored as wrong)") if \
