@@ -189,3 +189,17 @@ def test_pareto_png_keeps_models_apart(tmp_path):
     costs = {s["run_id"]: s["results"][0]["usd_per_1k_items"] for s in summaries}
     assert max(frontier.get_xdata()) == pytest.approx(costs["r2"])
     assert plot_pareto(summaries, tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_piped_cascade_table_keeps_whole_figures(tmp_path, capsys):
+    from test_cascade import LARGE, SMALL, TASK, large_rows, small_rows
+    from test_reports import write_run
+
+    small = write_run(tmp_path / "s", "small", small_rows(), TASK)
+    large = write_run(tmp_path / "l", "large", large_rows(), TASK)
+    code, out, _ = run_cli(["cascade", "--small", f"{small}:{SMALL}", "--large",
+                            f"{large}:{LARGE}", "--threshold", "0.8"], capsys)
+    assert code == 0
+    table = out[out.index("┏"):out.index("┘")]
+    assert "…" not in table  # 80 assumed columns cut "$0.000912" to "$0.00…"
+    assert "gap recovered" in table and "$/1k items" in table

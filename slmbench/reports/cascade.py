@@ -63,7 +63,9 @@ def render_terminal(rows: Sequence[dict[str, Any]], console: Any = None,
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    from slmbench.reports.leaderboard import _stdout_console
+
+    console = console or _stdout_console(Console)  # piped: whole columns, not 80 wide
     table = Table(title=title)
     for i, h in enumerate(HEAD):
         table.add_column(h, justify="left" if i == 0 else "right")
