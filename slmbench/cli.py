@@ -71,6 +71,9 @@ def run(
         help="USD per hour for local models (overrides --hardware).")] = None,
     volume: Annotated[float | None, typer.Option(
         help="Items per day, for projected $ per day and month.")] = None,
+    price_mode: Annotated[str | None, typer.Option(
+        help="standard | batch (adds $/1k on the Batch API) | off-peak-aware (off-peak "
+        "prices by each call's time).")] = None,
     max_errors: Annotated[str | None, typer.Option(
         help="Stop a task × model after N errors, or above a share like 5%.")] = None,
     max_cost: Annotated[float | None, typer.Option(
@@ -157,7 +160,8 @@ def run(
                                preflight=preflight, fail_fast=fail_fast,
                                pricing=PricingOptions(
                                    dirs=tuple(pricing or ()), price_date=price_date,
-                                   hardware=hardware, hourly_usd=hourly, volume_per_day=volume)),
+                                   hardware=hardware, hourly_usd=hourly, volume_per_day=volume,
+                                   price_mode=price_mode)),
             progress=progress, resume_given=resume_given)
     except RunStopped as exc:
         _close(progress)
@@ -233,6 +237,8 @@ def reprice(
     hardware: Annotated[str | None, typer.Option()] = None,
     hourly: Annotated[float | None, typer.Option()] = None,
     volume: Annotated[float | None, typer.Option()] = None,
+    price_mode: Annotated[str | None, typer.Option(
+        help="standard | batch | off-peak-aware (default: as the run was priced)")] = None,
 ) -> None:
     """Price a stored run again with other sheets or another date; no model is called."""
     from slmbench.analysis.reprice import reprice_run
@@ -241,7 +247,7 @@ def reprice(
 
     summary = reprice_run(run_path, PricingOptions(
         dirs=tuple(pricing or ()), price_date=price_date, hardware=hardware, hourly_usd=hourly,
-        volume_per_day=volume))
+        volume_per_day=volume, price_mode=price_mode))
     render_terminal(summary)
 
 

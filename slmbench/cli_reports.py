@@ -36,6 +36,12 @@ def report(
     confidence: Annotated[str, typer.Option(
         help="The recommendation's floor is met by the CI's lower-bound (default) or the "
         "point accuracy.")] = "lower-bound",
+    price_mode: Annotated[str | None, typer.Option(
+        help="standard | batch | off-peak-aware: re-price the rows this way (not stored; "
+        "`reprice` stores).")] = None,
+    volume: Annotated[float | None, typer.Option(
+        help="Items per day: monthly $ and, in markdown, the self-hosted vs API break-even.")
+    ] = None,
 ) -> None:
     """Leaderboard of stored runs (no model is called)."""
     from slmbench.reports import leaderboard as lb
@@ -48,6 +54,10 @@ def report(
     lb.resolve_sort(sort)  # a bad key fails before any work
     floor = _floor(min_accuracy, confidence)
     summaries = lb.load_summaries(runs)
+    if price_mode is not None or volume is not None:
+        from slmbench.analysis.reprice import repriced_summaries
+
+        summaries = repriced_summaries(runs, price_mode=price_mode, volume_per_day=volume)
     manifests = _manifests(runs)
     warnings = lb.frontier_warnings(summaries, manifests)
     if fmt == "table" and out is None:

@@ -55,7 +55,7 @@ def fmt(key: str, value: Any, row: dict[str, Any] | None = None) -> str:
         return "–"  # no figure (an old summary.json may hold an infinite correct/$)
     if key == "correct_per_usd":
         return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
-    if key in USD_KEYS:
+    if key in USD_KEYS or key == "usd_per_1k_items_batch":
         return format_usd(value)
     if key == "accuracy_ci":
         return f"{value[0]:.1%}–{value[1]:.1%}"

@@ -49,6 +49,9 @@ class Completion:
     reasoning_tokens: int | None = None
     #: input tokens written to the provider's prompt cache, a part of ``tokens_in``
     cache_write_tokens: int | None = None
+    #: CPU seconds this process spent on the call (llama.cpp's threads included): the busy time
+    #: local pricing uses, steadier than wall time on a shared machine; ``None``: not measured
+    cpu_s: float | None = None
 
 
 class _RowRequired(TypedDict):
@@ -86,6 +89,7 @@ class ResultRow(_RowRequired, total=False):
     routed: str | None  # routing tasks: the route taken (the fallback for no answer)
     extra: dict[str, Any]  # backend details worth keeping, when there are any
     steps: list[dict[str, Any]]  # a classify → extract pipeline: one entry per step run
+    cpu_s: float | None  # local models: this process's CPU seconds during the call
     shots: list[Any]  # ids of the train items its prompt showed as examples, in order
 
 
@@ -117,3 +121,4 @@ class Manifest(_ManifestRequired, total=False):
     merged_from: list[dict[str, Any]]
     merged_at: str
     repriced: list[dict[str, Any]]
+    machine: dict[str, Any]  # the machine that ran (slmbench.machine.describe_machine)

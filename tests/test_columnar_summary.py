@@ -363,7 +363,7 @@ def test_columns_hold_55_bytes_a_row_and_the_last_row_of_each_item(tmp_path):
 
     cols, other = C.read_columns(run / "items.jsonl", ReadReport(), plan, S.SUMMARY_FIELDS)
     assert other == [] and len(cols) == 50
-    assert sum(a.nbytes for a in cols.data.values()) == 55 * 50
+    assert sum(a.nbytes for a in cols.data.values()) == 63 * 50
     (pair,) = cols.by_pair()
     assert pair.n_correct() == sum(r["correct"] for r in rows[10:50]) + 10
     assert pair.total("tokens_in") == sum(100 + i for i in range(50))

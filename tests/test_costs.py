@@ -74,20 +74,29 @@ def test_unpriced_model_says_so_and_others_keep_their_figures(tmp_path, capsys, 
     assert priced["usd_per_correct"] == pytest.approx(priced["total_usd"] / priced["n_correct"])
 
 
-def test_local_model_priced_by_wall_time_and_hourly_rate(tmp_path):
+def test_local_model_priced_by_busy_time_and_hourly_rate(tmp_path):
     result = run_benchmark([BUNDLED_TASKS / "banking77_mini.yaml"], ["llamacpp:smollm2"],
                            results_dir=tmp_path, run_id="local", options=RunOptions(
                                limit=8, pricing=PricingOptions(hourly_usd=1.006)))
     entry = result.summary["results"][0]
     manifest = json.loads((result.run.path / "manifest.json").read_text())
     timing = manifest["timings"][0]
-    latencies = [r["latency_s"] for r in result.run.rows()]
-    concurrency = sum(latencies) / timing["wall_s"]
-    expected = sum(lat * 1.006 / 3600 / concurrency for lat in latencies)
+    rows = result.run.rows()
+    concurrency = sum(r["latency_s"] for r in rows) / timing["wall_s"]
+    # --hourly is the rate of the machine that ran: its CPU seconds over its usable cores
+    cores = manifest["machine"]["usable_cores"]
+    expected = sum(r["cpu_s"] / cores * 1.006 / 3600 / max(1.0, concurrency) for r in rows)
     assert entry["total_usd"] == pytest.approx(expected)
-    assert entry["total_usd"] == pytest.approx(timing["wall_s"] * 1.006 / 3600)
     assert entry["usd_per_1m_items"] == pytest.approx(expected / 8 * 1e6)
     assert entry["pricing"]["basis"] == "hourly" and entry["pricing"]["usd_per_hour"] == 1.006
+    assert entry["pricing"]["time_basis"] == "busy" and entry["pricing"]["vcpus"] == cores
+    # rows of an older slmbench hold no CPU time: the machine's wall time, as before
+    for r in rows:
+        r.pop("cpu_s")
+    (result.run.path / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    entry = reprice_run(result.run.path, PricingOptions(hourly_usd=1.006))["results"][0]
+    assert entry["pricing"]["time_basis"] == "wall"
+    assert entry["total_usd"] == pytest.approx(timing["wall_s"] * 1.006 / 3600)
 
 
 def test_default_cpu_rate_and_hardware_sheet(tmp_path):
@@ -98,7 +107,9 @@ def test_default_cpu_rate_and_hardware_sheet(tmp_path):
     assert entry["pricing"]["hardware"] == "aws-c7i.large"
     assert entry["pricing"]["usd_per_hour"] == pytest.approx(0.08925)
     g5 = reprice_run(result.run.path, PricingOptions(hardware="aws-g5.xlarge"))["results"][0]
-    assert g5["total_usd"] == pytest.approx(entry["total_usd"] * 1.006 / 0.08925)
+    # busy time: the CPU seconds over each machine's vCPUs (g5.xlarge 4, c7i.large 2)
+    assert entry["pricing"]["time_basis"] == g5["pricing"]["time_basis"] == "busy"
+    assert g5["total_usd"] == pytest.approx(entry["total_usd"] * (1.006 / 4) / (0.08925 / 2))
 
 
 def _write_stored_run(folder: Path, model: str, n: int = 10) -> Path:

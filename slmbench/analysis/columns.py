@@ -4,7 +4,7 @@ row instead of the row.
 
 :meth:`RunDir.rows` keeps every row as a dict: about 2.4 GB for a million rows, while the
 summary of a label task reads only a handful of scalars from each. This module streams the
-file once and keeps, per row (55 bytes, ``array.array`` while reading, numpy after):
+file once and keeps, per row (63 bytes, ``array.array`` while reading, numpy after):
 
 =====================================  =======  ==========================================
 column                                 type     value
@@ -17,6 +17,7 @@ column                                 type     value
                                                 ``cached``, ``truncated`` bits
                                                 (:data:`CORRECT`, ...)
 ``latency``                            float64  ``latency_s``, NaN for ``null``
+``cpu``                                float64  ``cpu_s``, NaN for ``null`` or absent
 ``confidence``                         float64  the checked ``confidence``, NaN for ``null``
 ``tokens_in``, ``tokens_out``,         int32    -1 for ``null`` (a count of 2**31 or more
 ``cached_tokens_in``,                           is not held: row path)
@@ -75,7 +76,7 @@ _MAX_TOKENS = 2**31  # per row, so that the counts fit int32 and their int64 sum
 _MAX_LATENCY = 2.0**53
 
 # column → array.array type code (numpy dtype of the same width)
-LAYOUT = {"pair": "h", "gold": "i", "pred": "i", "flags": "B", "latency": "d",
+LAYOUT = {"pair": "h", "gold": "i", "pred": "i", "flags": "B", "latency": "d", "cpu": "d",
           "confidence": "d", "tokens_in": "i", "tokens_out": "i", "cached_tokens_in": "i",
           "reasoning_tokens": "i", "cache_write_tokens": "i", "token_source": "h",
           "confidence_source": "h"}
@@ -189,6 +190,9 @@ class PairColumns(CostColumns):
         lat = self.col("latency")
         return np.where(np.isnan(lat), 0.0, lat)
 
+    def cpu_seconds(self) -> Any:
+        return self.col("cpu")
+
     def n_correct(self) -> int:
         return self.count(CORRECT)
 
@@ -283,6 +287,7 @@ class ColumnReader:
         add_tin, add_tout, add_tcached = (c["tokens_in"].append, c["tokens_out"].append,
                                           c["cached_tokens_in"].append)
         add_tsrc, add_csrc = c["token_source"].append, c["confidence_source"].append
+        add_cpu = c["cpu"].append
         add_reason, add_cwrite = c["reasoning_tokens"].append, c["cache_write_tokens"].append
         for lineno, row in numbered:
             task, model = row.get("task"), row.get("model")
@@ -319,6 +324,9 @@ class ColumnReader:
             elif type(lat) is not float or not 0.0 <= lat < _MAX_LATENCY:
                 lat = _latency(lat)
             add_lat(lat)
+            cpu = row.get("cpu_s")
+            add_cpu(nan if cpu is None else cpu if type(cpu) is float and 0.0 <= cpu < _MAX_LATENCY
+                    else _latency(cpu))
             conf = row.get("confidence")
             if conf is None:
                 add_conf(nan)

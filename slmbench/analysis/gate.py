@@ -11,7 +11,13 @@ Checks per shared pair:
   on 1 degree of freedom (p = erfc(√(χ²/2))).
 * **min-accuracy** (optional): current accuracy over all its items ≥ the floor.
 * **cost**: relative increase of $ per 1k items ≤ ``max_cost_increase`` (skipped, with a note,
-  when either side is unpriced).
+  when either side is unpriced). A local model priced by the hour on the same rate in both
+  runs has a cost made of measured time, which the neighbours on a shared machine move: its
+  increase fails only when the per-item time it is priced on (``cpu_s`` on the busy basis,
+  else ``latency_s``) also rose beyond the limit at the median *and* a one-sided Mann–Whitney
+  U test on those per-item times says the current run is slower at ``alpha`` (normal
+  approximation with tie correction and continuity correction). A rise either test leaves
+  within noise passes, with its figures.
 * **failed**: a pair of both runs whose model could not run in the current run (its summary
   entry's ``failed`` reason) fails the gate on this one check, which names it, instead of an
   accuracy comparison with its 0 %; so it does when it could not run in the baseline either,
@@ -214,8 +220,70 @@ def _accuracy_check(task: str, model: str, cur_rows: dict[str, dict], base_rows:
     return Check("accuracy", task, model, "pass", f"{head} — {why}", figures)
 
 
+def mann_whitney_greater(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """(U of ``x``, one-sided p that ``x`` tends to be larger than ``y``): normal approximation
+    with tie and continuity corrections; p = 1 when either sample is empty or all are tied."""
+    n1, n2 = len(x), len(y)
+    if not n1 or not n2:
+        return 0.0, 1.0
+    values = sorted([(v, 0) for v in x] + [(v, 1) for v in y])
+    n = n1 + n2
+    rank_x = 0.0
+    ties = 0.0
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and values[j + 1][0] == values[i][0]:
+            j += 1
+        rank = (i + j) / 2 + 1  # mean rank of the tie group
+        rank_x += rank * sum(1 for k in range(i, j + 1) if values[k][1] == 0)
+        t = j - i + 1
+        ties += t**3 - t
+        i = j + 1
+    u = rank_x - n1 * (n1 + 1) / 2
+    var = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1))) if n > 1 else 0.0
+    if var <= 0:
+        return u, 1.0
+    z = (u - n1 * n2 / 2 - 0.5) / math.sqrt(var)
+    return u, 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _time_noise(cur: dict[str, Any], base: dict[str, Any], cur_rows: dict[str, dict],
+                base_rows: dict[str, dict], th: Thresholds) -> dict[str, Any] | None:
+    """The per-item time comparison of a pair priced by the hour on the same rate in both
+    runs (``None`` otherwise: then its $ moved for another reason than timing)."""
+    cp, bp = cur.get("pricing") or {}, base.get("pricing") or {}
+    if cp.get("basis") != "hourly" or bp.get("basis") != "hourly" \
+            or cp.get("usd_per_hour") != bp.get("usd_per_hour") \
+            or cp.get("vcpus") != bp.get("vcpus"):
+        return None
+    key = "cpu_s" if cp.get("time_basis") == bp.get("time_basis") == "busy" else "latency_s"
+
+    def times(rows: dict[str, dict]) -> list[float]:
+        return [float(r[key]) for r in rows.values()
+                if r.get(key) is not None and not r.get("cached") and not r.get("error")]
+
+    now, then = times(cur_rows), times(base_rows)
+    if not now or not then:
+        return None
+    m_now, m_then = _median(now), _median(then)
+    rise = (m_now - m_then) / m_then if m_then > 0 else (0.0 if m_now == 0 else math.inf)
+    _, p = mann_whitney_greater(now, then)
+    return {"time_field": key, "baseline_median_s": m_then, "current_median_s": m_now,
+            "median_increase": rise, "test": "mann-whitney-greater", "p_value": p,
+            "alpha": th.alpha, "n_current": len(now), "n_baseline": len(then),
+            "slower": rise > th.max_cost_increase + 1e-12 and p < th.alpha}
+
+
 def _cost_check(task: str, model: str, cur: dict[str, Any], base: dict[str, Any],
-                th: Thresholds) -> Check:
+                th: Thresholds, cur_rows: dict[str, dict] | None = None,
+                base_rows: dict[str, dict] | None = None) -> Check:
     def priced(e: dict[str, Any]) -> bool:
         return bool(e.get("priced", True)) and e.get("usd_per_1k_items") is not None
 
@@ -231,6 +299,20 @@ def _cost_check(task: str, model: str, cur: dict[str, Any], base: dict[str, Any]
     rel = "+∞" if math.isinf(increase) else f"{increase:+.1%}"
     text = (f"{_usd(b)} → {_usd(c)} per 1k items ({rel}, limit "
             f"+{th.max_cost_increase:.1%})")
+    noise = (_time_noise(cur, base, cur_rows or {}, base_rows or {}, th)
+             if increase > th.max_cost_increase + 1e-12 else None)
+    if noise is not None:
+        figures.update(noise)
+        what = "busy (CPU) time" if noise["time_field"] == "cpu_s" else "latency"
+        rise = ("+∞" if math.isinf(noise["median_increase"])
+                else f"{noise['median_increase']:+.1%}")
+        text += (f"; median per-item {what} {noise['baseline_median_s']:.3g} s → "
+                 f"{noise['current_median_s']:.3g} s ({rise}), Mann–Whitney one-sided "
+                 f"p={noise['p_value']:.3g} (alpha {th.alpha:g})")
+        if not noise["slower"]:
+            return Check("cost", task, model, "pass",
+                         text + " — the per-item time did not rise significantly beyond the "
+                         "limit: measurement noise", figures)
     if increase > th.max_cost_increase + 1e-12:
         return Check("cost", task, model, "fail", text + " — cost rose beyond the limit",
                      figures)
@@ -356,5 +438,7 @@ def gate_runs(current: str | Path, baseline: str | Path, thresholds: Thresholds 
         if th.min_accuracy is not None:
             checks.append(_min_accuracy_check(task, model, cur_entries[(task, model)], th))
         checks.append(_cost_check(task, model, cur_entries[(task, model)],
-                                  base_entries[(task, model)], th))
+                                  base_entries[(task, model)], th,
+                                  cur_rows.get((task, model), {}),
+                                  base_rows.get((task, model), {})))
     return GateResult(str(cur_run.path), str(base_run.path), th, checks, notes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -25,3 +26,20 @@ def reprice_run(path: str | Path, pricing: PricingOptions) -> dict[str, Any]:
     manifest["pricing"] = summary["pricing"]
     run.write_manifest(manifest)
     return summary
+
+
+def repriced_summaries(paths: Sequence[str | Path], *, price_mode: str | None = None,
+                       volume_per_day: float | None = None) -> list[dict[str, Any]]:
+    """The summaries of stored runs priced again with another price mode or volume, as
+    ``report`` shows them; nothing is written (``reprice`` writes)."""
+    from slmbench.pricing.run_costs import price_mode as check_mode
+
+    check_mode(price_mode)  # a bad mode fails before any run is read
+    out = []
+    for path in paths:
+        run = open_run(path)
+        pricing = pricing_from_manifest(run.read_manifest())
+        given = {k: v for k, v in (("price_mode", price_mode),
+                                   ("volume_per_day", volume_per_day)) if v is not None}
+        out.append(build_summary(run, replace(pricing, **given)))
+    return out

@@ -49,7 +49,7 @@ SUMMARY_FIELDS = frozenset({
     "kind", "gold", "answer", "routed", "correct", "invalid", "error", "latency_s",
     "tokens_in", "tokens_out", "token_source", "cached_tokens_in", "confidence",
     "confidence_source", "cached", "steps", "truncated", "reasoning_tokens",
-    "cache_write_tokens",
+    "cache_write_tokens", "cpu_s", "ts",
 })
 
 
@@ -194,7 +194,8 @@ def pricing_from_manifest(manifest: dict[str, Any]) -> PricingOptions:
     return PricingOptions(dirs=tuple(Path(d) for d in opts.get("pricing_dirs") or ()),
                           price_date=opts.get("price_date"), hardware=opts.get("hardware"),
                           hourly_usd=opts.get("hourly_usd"),
-                          volume_per_day=opts.get("volume_per_day"))
+                          volume_per_day=opts.get("volume_per_day"),
+                          price_mode=opts.get("price_mode"))
 
 
 def _entry(task: str, model: str, info: dict[str, Any], n: int, metrics: dict[str, Any],
@@ -290,7 +291,10 @@ def build_summary(run: RunDir, pricing: PricingOptions | None = None, *,
     pair from row dicts (the reference the columnar path is tested against)."""
     manifest = run.read_manifest()
     seed = int(manifest.get("seed", 0))
-    coster = RunCoster(pricing or pricing_from_manifest(manifest), manifest.get("started_at"))
+    coster = RunCoster(pricing or pricing_from_manifest(manifest), manifest.get("started_at"),
+                       machine=manifest.get("machine"))
+    if coster.mode.off_peak:  # each row's call time prices it, which the columns do not hold
+        columnar = False
     from slmbench.pricing.route_costs import model_routes
 
     # routes that lead to a model are priced from the item's text (route_costs)

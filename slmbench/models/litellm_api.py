@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from slmbench.errors import InputError, ModelCallError
-from slmbench.models.base import PRICING_TOKENS, Completion, Model, Request
+from slmbench.models.base import PRICING_HOURLY, PRICING_TOKENS, Completion, Model, Request
 from slmbench.models.contract import missing_key, resolve_contract
 from slmbench.secrets import redact
 
@@ -40,12 +40,33 @@ _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 
 
 def create(rest: str, settings: dict[str, Any]) -> LiteLLMModel:
+    settings, pricing = hourly_pricing(rest, settings)
     unknown = set(settings) - set(DEFAULT_SETTINGS)
     if unknown:
         key = sorted(unknown)[0]
         raise InputError(f"unknown litellm setting (known: {', '.join(DEFAULT_SETTINGS)})",
                          field="--model", value=f"{key}={settings[key]}")
-    return LiteLLMModel(rest, {**DEFAULT_SETTINGS, **settings}, explicit=set(settings))
+    model = LiteLLMModel(rest, {**DEFAULT_SETTINGS, **settings}, explicit=set(settings))
+    model.pricing = pricing
+    return model
+
+
+def hourly_pricing(rest: str, settings: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """``pricing=hourly``: a server the user runs (``api_base``) priced by the hour of its
+    machine (``--hourly``/``--hardware``), like a local model, instead of per token. Taken out
+    of the settings: it changes no answer, so cache keys and resumes stay as they were; the
+    manifest records it as the model's ``pricing``."""
+    if "pricing" not in settings:
+        return settings, PRICING_TOKENS
+    rest_settings = {k: v for k, v in settings.items() if k != "pricing"}
+    value = settings["pricing"]
+    if value not in (PRICING_TOKENS, PRICING_HOURLY):
+        raise InputError(f"{rest}: pricing must be {PRICING_TOKENS} or {PRICING_HOURLY}",
+                         field="--model", value=f"pricing={value}")
+    if value == PRICING_HOURLY and not rest_settings.get("api_base"):
+        raise InputError(f"{rest}: pricing=hourly is for a server you run yourself; give its "
+                         "api_base", field="--model", value="pricing=hourly")
+    return rest_settings, value
 
 
 #: Environment defaults set before litellm is imported; an explicit value in the environment

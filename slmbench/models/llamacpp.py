@@ -252,13 +252,16 @@ class LlamaCppModel(Model):
         with self._context() as llm:
             if not self.settings["prefix_cache"]:
                 llm.reset()
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             if request.choices and self.settings["decoding"] == "constrained" \
                     and self._formatter:
                 comp = self._complete_choice(llm, request)
             else:
                 comp = self._complete_free(llm, request)
             comp.latency_s = time.perf_counter() - start
+            # the process's CPU time, llama.cpp's threads included (instances > 1: the calls
+            # that overlap this one too, which pricing divides out)
+            comp.cpu_s = time.process_time() - cpu
         return comp
 
     def _complete_free(self, llm: Any, request: Request) -> Completion:

@@ -37,6 +37,7 @@ from slmbench.markdown import (  # noqa: F401 - fmt, md_table, failed_cell: also
     md_table,
 )
 from slmbench.markdown import cell as _cell
+from slmbench.pricing.run_costs import local_pricing_note
 
 # (title, key) of the terminal and markdown leaderboard, in order
 COLUMNS = [
@@ -163,6 +164,9 @@ def leaderboard_entries(summaries: Sequence[dict[str, Any]], sort: str | None = 
                 "items_per_s": entry.get("items_per_s"),
                 "total_usd": entry.get("total_usd") if money else None,
                 "usd_per_1k_items": entry.get("usd_per_1k_items") if money else None,
+                # --price-mode batch: the same items on the provider's Batch API
+                "usd_per_1k_items_batch": (entry.get("usd_per_1k_items_batch") if money
+                                           else None),
                 "usd_per_correct": entry.get("usd_per_correct") if money else None,
                 "correct_per_usd": entry.get("correct_per_usd") if money else None,
                 "priced": priced, "pareto": False, "failed": failed, "entry": entry,
@@ -235,8 +239,18 @@ def _stdout_console(console_cls: Any) -> Any:
     return console_cls(width=UNBOUNDED, color_system=None)
 
 
-def _table_columns(multi_run: bool) -> list[tuple[str, str]]:
-    return [("run", "run_id"), *COLUMNS] if multi_run else list(COLUMNS)
+BATCH_COLUMN = ("$/1k on the Batch API", "usd_per_1k_items_batch")
+
+
+def _table_columns(multi_run: bool, rows: Sequence[dict[str, Any]] = ()
+                   ) -> list[tuple[str, str]]:
+    """The columns; the Batch API one after the standard $ when a run was priced with
+    ``--price-mode batch`` (its entries carry the key, a figure where the sheet has one)."""
+    cols = [("run", "run_id"), *COLUMNS] if multi_run else list(COLUMNS)
+    if any("usd_per_1k_items_batch" in r["entry"] for r in rows):
+        at = cols.index(("$/1k items", "usd_per_1k_items")) + 1
+        cols.insert(at, BATCH_COLUMN)
+    return cols
 
 
 def render_terminal(summary: dict[str, Any] | Sequence[dict[str, Any]], console: Any = None,
@@ -253,7 +267,7 @@ def render_terminal(summary: dict[str, Any] | Sequence[dict[str, Any]], console:
     multi = len(summaries) > 1
     title = ("slmbench · runs " + ", ".join(str(s.get("run_id")) for s in summaries) if multi
              else f"slmbench · run {summaries[0]['run_id']}")
-    columns = _table_columns(multi)
+    columns = _table_columns(multi, rows)
     # a narrow terminal keeps the columns a decision needs (report --format md has them all)
     if console.width < WIDE:
         columns = [(t, k) for t, k in columns if k not in NARROW_DROPS]
@@ -289,7 +303,7 @@ def render_terminal(summary: dict[str, Any] | Sequence[dict[str, Any]], console:
         table.add_row(*(Text(_cell(key, row, reason_chars if key == "accuracy" else 0))
                         for _, key in columns))
     console.print(table)
-    hidden = len(_table_columns(multi)) - len(columns)
+    hidden = len(_table_columns(multi, rows)) - len(columns)
     console.print(f"{FRONTIER_MARK} = on the task's accuracy–cost Pareto frontier; sorted by "
                   f"{resolve_sort(sort)[0]}"
                   + (f"; {hidden} columns hidden in this narrow terminal" if hidden else ""))
@@ -299,9 +313,10 @@ def render_terminal(summary: dict[str, Any] | Sequence[dict[str, Any]], console:
         pricing = s.get("pricing") or {}
         if pricing:
             prefix = f"run {s.get('run_id')}: " if multi else ""
+            note = local_pricing_note(s)
             console.print(f"{prefix}prices as of {pricing.get('price_date')} from "
-                          f"{len(pricing.get('sheets', []))} sheet(s); local models priced per "
-                          "hour of wall time")
+                          f"{len(pricing.get('sheets', []))} sheet(s)"
+                          + (f"; {note}" if note else ""))
         for warning in s.get("warnings", []):
             console.print(f"[yellow]warning:[/] {warning}")
 
@@ -395,7 +410,7 @@ def render_markdown(summary: dict[str, Any] | Sequence[dict[str, Any]],
     summaries = [summary] if isinstance(summary, dict) else list(summary)
     rows = leaderboard_entries(summaries, sort)
     multi = len(summaries) > 1
-    cols = _table_columns(multi)
+    cols = _table_columns(multi, rows)
     parts = ["# slmbench leaderboard\n",
              md_table([t for t, _ in cols], [[_cell(k, r) for _, k in cols] for r in rows],
                       ["l" if k in ("run_id", "task", "model") else "r" for _, k in cols]),
@@ -416,14 +431,18 @@ def render_markdown(summary: dict[str, Any] | Sequence[dict[str, Any]],
         tasks.setdefault(r["task"], []).append(r)
     for task, group in tasks.items():
         parts.extend(_task_section(task, group, multi))
+    from slmbench.analysis.breakeven import markdown_section
+
+    parts.extend(markdown_section(summaries))  # with --volume: self-hosted vs API
     parts.append("---\n")
     footer = []
     for s in summaries:
         pricing = s.get("pricing") or {}
         sheets = ", ".join(f"`{_short_path(sh['path'])}` (sha256 {sh['sha256'][:12]})"
                            for sh in pricing.get("sheets", [])) or "none"
+        note = local_pricing_note(s, recorded_only=True)
         footer.append(f"* run `{s.get('run_id')}`: prices as of {pricing.get('price_date')}; "
-                      f"pricing sheets: {sheets}")
+                      f"pricing sheets: {sheets}" + (f"; {note}" if note else ""))
         footer.extend(f"  * warning: {w}" for w in s.get("warnings", []))
     parts.append("Generated from stored results only (no model was called).\n\n"
                  + "\n".join(footer) + "\n")

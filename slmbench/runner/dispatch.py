@@ -228,7 +228,10 @@ def timing_entry(task: LoadedTask, model: Model, pair: Any) -> dict[str, Any]:
     return {"task": task.spec.name, "model": model.name, "items": pair.fresh,
             "wall_s": pair.wall_s, "latency_sum_s": pair.latency_sum,
             "workers": pair.workers, "window_min": pair.window.smallest,
-            "window_decreases": pair.window.decreases, "at": now_iso()}
+            "window_decreases": pair.window.decreases, "at": now_iso(),
+            # one-off work before the items (a baseline's training), priced as setup
+            **{k: getattr(model, k) for k in ("setup_s", "setup_cpu_s")
+               if getattr(model, k, None) is not None}}
 
 
 def failure_line(model: str, reason: str, tasks: Iterable[str] = ()) -> str:

@@ -69,6 +69,8 @@ class ItemScorer:
                    confidence_source=comp.confidence_source, finish_reason=comp.finish_reason,
                    reasoning_tokens=comp.reasoning_tokens,
                    cache_write_tokens=comp.cache_write_tokens)
+        if comp.cpu_s is not None:  # local models: the busy time their pricing uses
+            row["cpu_s"] = comp.cpu_s
         if comp.extra:
             row["extra"] = comp.extra
         self.kind.score(self, row, comp, item)
