@@ -13,10 +13,26 @@ from typing import Annotated
 
 import typer
 
+from slmbench.cli_reports import number_option
 from slmbench.errors import InputError, SlmbenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode=None,
                   help="Which model gives the most correct answers per dollar on your task?")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from slmbench import __version__
+
+        typer.echo(f"slmbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version and exit.")] = False) -> None:
+    """Which model gives the most correct answers per dollar on your task?"""
 
 DEFAULT_MODELS = ["llamacpp:smollm2", "baseline:tfidf-logreg"]
 
@@ -68,9 +84,11 @@ def run(
         help="Machine from the hardware sheet that prices local models, e.g. aws-g5.xlarge.")
     ] = None,
     hourly: Annotated[float | None, typer.Option(
-        help="USD per hour for local models (overrides --hardware).")] = None,
+        help="USD per hour for local models (overrides --hardware).",
+        callback=number_option(0))] = None,
     volume: Annotated[float | None, typer.Option(
-        help="Items per day, for projected $ per day and month.")] = None,
+        help="Items per day, for projected $ per day and month.",
+        callback=number_option(0))] = None,
     price_mode: Annotated[str | None, typer.Option(
         help="standard | batch (adds $/1k on the Batch API) | off-peak-aware (off-peak "
         "prices by each call's time).")] = None,
@@ -108,6 +126,8 @@ def run(
     from slmbench.runner.progress import SilentProgress
     from slmbench.runner.run import RunOptions, run_benchmark
 
+    if run_id is not None:
+        check_run_id(run_id)
     # a bare --resume RUN continues that run: its tasks, models and options (runner/run.py)
     task_paths = list(tasks or ([] if resume is not None and not dry_run else bundled_tasks()))
     resume_given: frozenset[str] | None = None
@@ -235,8 +255,8 @@ def reprice(
     price_date: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     pricing: Annotated[list[Path] | None, typer.Option("--pricing")] = None,
     hardware: Annotated[str | None, typer.Option()] = None,
-    hourly: Annotated[float | None, typer.Option()] = None,
-    volume: Annotated[float | None, typer.Option()] = None,
+    hourly: Annotated[float | None, typer.Option(callback=number_option(0))] = None,
+    volume: Annotated[float | None, typer.Option(callback=number_option(0))] = None,
     price_mode: Annotated[str | None, typer.Option(
         help="standard | batch | off-peak-aware (default: as the run was priced)")] = None,
 ) -> None:
@@ -378,7 +398,7 @@ def estimate(
     pricing: Annotated[list[Path] | None, typer.Option("--pricing")] = None,
     price_date: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
     hardware: Annotated[str | None, typer.Option()] = None,
-    hourly: Annotated[float | None, typer.Option()] = None,
+    hourly: Annotated[float | None, typer.Option(callback=number_option(0))] = None,
     results_dir: Annotated[Path, typer.Option(help="Folder holding run folders.")] = Path(
         "results"),
     run_id: Annotated[str | None, typer.Option(
@@ -390,6 +410,8 @@ def estimate(
     from slmbench.paths import bundled_tasks
     from slmbench.runner.pilot import estimate_command
 
+    if run_id is not None:
+        check_run_id(run_id)
     estimate_command(list(tasks or bundled_tasks()), list(model or DEFAULT_MODELS),
                      limit=limit, sample=sample, seed=seed, concurrency=concurrency,
                      pilot=pilot, warmup=warmup, pricing=pricing, price_date=price_date,
@@ -443,12 +465,14 @@ def schema() -> None:
 
 
 from slmbench import cli_reports; cli_reports.register(app)  # noqa: E402, E702, I001
+from slmbench.store.run_dir import check_run_id  # noqa: E402
 
 
 def main() -> None:
+    click_error = _click_error_class()
     try:
         # without standalone mode click returns (not raises) the code of typer.Exit
-        code = app(standalone_mode=False)
+        code = app(prog_name="slmbench", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except InputError as exc:
@@ -460,18 +484,28 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted: rows written so far are kept; re-run with --resume", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors etc.
-        import click
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except click_error as exc:  # a usage error: an unknown option or command, a missing value
+        typer.echo(f"error: {_usage_line(exc)}", err=True)
+        sys.exit(2)
 
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            typer.echo("aborted", err=True)
-            sys.exit(130)
-        if isinstance(exc, click.ClickException):
-            typer.echo(f"error: {exc.format_message()}", err=True)
-            sys.exit(2)
-        raise
+
+def _click_error_class() -> type[Exception]:
+    """The base class of the command-line errors that typer raises: those of its own copy of
+    click (``typer._click``, typer >= 0.2x), which ``import click`` does not catch."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _usage_line(exc: Exception) -> str:
+    """The error on one line, with the command whose ``--help`` lists what it takes."""
+    text = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None)
+    return f"{text} (see '{path} --help')" if path else text
 
 
 if __name__ == "__main__":

@@ -7,12 +7,42 @@ Registered on the main app by :func:`register`. Nothing heavy is imported at mod
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from slmbench.errors import InputError
+
+
+def number_option(minimum: float | None = None, maximum: float | None = None, *,
+                  above: bool = False) -> Callable[..., Any]:
+    """An option callback holding a number option to a finite value in range as the command
+    line is parsed: click takes ``nan``, ``inf`` and any sign for a float, and a bad value
+    otherwise surfaced after the model calls, as a traceback. ``above``: the minimum itself
+    is not allowed."""
+    if minimum is not None and maximum is not None:
+        must = f"a finite number from {minimum:g} to {maximum:g}"
+    elif minimum is not None:
+        must = f"a finite number {'above' if above else 'of at least'} {minimum:g}"
+    else:
+        must = "a finite number"
+
+    def check(param: typer.CallbackParam, value: Any) -> Any:
+        for v in value if isinstance(value, list | tuple) else (value,):
+            if v is None:
+                continue
+            if not (math.isfinite(v) and (minimum is None or v > minimum
+                                          or (v == minimum and not above))
+                    and (maximum is None or v <= maximum)):
+                name = max(param.opts, key=len) if param.opts else str(param.name)
+                raise InputError(f"must be {must}", field=name, value=v)
+        return value
+
+    return check
+
 
 REPORT_FORMATS = ("md", "html", "csv", "json", "table")
 
@@ -40,8 +70,8 @@ def report(
         help="standard | batch | off-peak-aware: re-price the rows this way (not stored; "
         "`reprice` stores).")] = None,
     volume: Annotated[float | None, typer.Option(
-        help="Items per day: monthly $ and, in markdown, the self-hosted vs API break-even.")
-    ] = None,
+        help="Items per day: monthly $ and, in markdown, the self-hosted vs API break-even.",
+        callback=number_option(0))] = None,
 ) -> None:
     """Leaderboard of stored runs (no model is called)."""
     from slmbench.reports import leaderboard as lb

@@ -22,12 +22,22 @@ from typing import Any
 from slmbench.errors import InputError, ModelCallError
 from slmbench.models.base import PRICING_HOURLY, PRICING_TOKENS, Completion, Model, Request
 from slmbench.models.contract import missing_key, resolve_contract
+from slmbench.models.settings import ANY, BOOL, FLOAT, INT, URL, Setting, check_settings, defaults
 from slmbench.secrets import redact
 
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "api_base": None, "temperature": 0.0, "timeout": 60.0, "logprobs": False, "seed": None,
-    "reasoning_effort": None, "max_tokens": None, "structured": "auto",
+#: every setting a litellm model takes, checked before the model is built (models/settings.py);
+#: reasoning_effort and structured are checked by the contract, against litellm's model map
+SETTINGS: dict[str, Setting] = {
+    "api_base": Setting(URL),
+    "temperature": Setting(FLOAT, 0.0, minimum=0, maximum=2),
+    "timeout": Setting(FLOAT, 60.0, minimum=0, exclusive_minimum=True),
+    "logprobs": Setting(BOOL, False),
+    "seed": Setting(INT, None, minimum=0, maximum=2**63 - 1),
+    "reasoning_effort": Setting(ANY),
+    "max_tokens": Setting(INT, None, minimum=1),
+    "structured": Setting(ANY, "auto"),
 }
+DEFAULT_SETTINGS: dict[str, Any] = defaults(SETTINGS)
 
 #: settings that name the model in results (``openai/x?reasoning_effort=low``), so that one
 #: model run at several efforts or budgets gives several rows
@@ -41,11 +51,11 @@ _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 
 def create(rest: str, settings: dict[str, Any]) -> LiteLLMModel:
     settings, pricing = hourly_pricing(rest, settings)
-    unknown = set(settings) - set(DEFAULT_SETTINGS)
-    if unknown:
-        key = sorted(unknown)[0]
-        raise InputError(f"unknown litellm setting (known: {', '.join(DEFAULT_SETTINGS)})",
-                         field="--model", value=f"{key}={settings[key]}")
+    provider, slash, model = rest.partition("/")
+    if slash and not model.strip():
+        raise InputError(f"no model name after '{provider}/' (e.g. {provider}/my-model)",
+                         field="--model", value=rest)
+    check_settings("litellm", rest, SETTINGS, settings)
     model = LiteLLMModel(rest, {**DEFAULT_SETTINGS, **settings}, explicit=set(settings))
     model.pricing = pricing
     return model

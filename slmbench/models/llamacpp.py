@@ -40,6 +40,7 @@ from typing import Any
 from slmbench.errors import InputError, ModelCallError
 from slmbench.machine import usable_cores
 from slmbench.models.base import PRICING_HOURLY, Completion, Model, Request
+from slmbench.models.settings import BOOL, INT, STR, Setting, check_settings, defaults
 
 #: Models that ship inside PyPI packages: alias → (package, file name). Located with importlib
 #: without importing the package.
@@ -48,10 +49,20 @@ EMBEDDED = {
 }
 DEFAULT_MODEL = "llamacpp:smollm2"
 
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "n_ctx": 4096, "n_gpu_layers": 0, "n_threads": None, "n_batch": 512, "seed": 0,
-    "decoding": "constrained", "prefix_cache": True, "instances": 1, "extra_bufts": "auto",
+#: every setting a llama.cpp model takes, checked before the model is loaded (models/settings.py):
+#: n_ctx=0 is the model's own context length, n_gpu_layers=-1 every layer, seed=-1 a random one
+SETTINGS: dict[str, Setting] = {
+    "n_ctx": Setting(INT, 4096, minimum=0, maximum=2**31 - 1),
+    "n_gpu_layers": Setting(INT, 0, minimum=-1, maximum=2**31 - 1),
+    "n_threads": Setting(INT, None, minimum=1, maximum=4096),
+    "n_batch": Setting(INT, 512, minimum=1, maximum=2**31 - 1),
+    "seed": Setting(INT, 0, minimum=-1, maximum=2**32 - 1),
+    "decoding": Setting(STR, "constrained", choices=("constrained", "free")),
+    "prefix_cache": Setting(BOOL, True),
+    "instances": Setting(INT, 1, minimum=1, maximum=1024),
+    "extra_bufts": Setting(STR, "auto", choices=("auto", True, False)),
 }
+DEFAULT_SETTINGS: dict[str, Any] = defaults(SETTINGS)
 
 
 def cpu_has_amx() -> bool:
@@ -109,11 +120,10 @@ def embedded_model_path(alias: str) -> Path | None:
 
 
 def create(rest: str, settings: dict[str, Any]) -> LlamaCppModel:
-    unknown = set(settings) - set(DEFAULT_SETTINGS)
-    if unknown:
-        key = sorted(unknown)[0]
-        raise InputError(f"unknown llamacpp setting (known: {', '.join(DEFAULT_SETTINGS)})",
-                         field="--model", value=f"{key}={settings[key]}")
+    if not rest.strip():
+        raise InputError("no GGUF file or alias after 'llamacpp:' (e.g. llamacpp:smollm2)",
+                         field="--model", value=f"llamacpp:{rest}")
+    check_settings("llamacpp", f"llamacpp:{rest}", SETTINGS, settings)
     if rest in EMBEDDED:
         path = embedded_model_path(rest)
         if path is None:
@@ -129,15 +139,6 @@ def create(rest: str, settings: dict[str, Any]) -> LlamaCppModel:
                 raise InputError("not a GGUF file (bad magic bytes)", field="--model",
                                  value=str(path))
     merged = {**DEFAULT_SETTINGS, **settings}
-    if type(merged["instances"]) is not int or merged["instances"] < 1:
-        raise InputError("instances must be a whole number >= 1", field="--model",
-                         value=f"instances={merged['instances']}")
-    if merged["extra_bufts"] not in ("auto", True, False):
-        raise InputError("extra_bufts must be auto, true or false", field="--model",
-                         value=f"extra_bufts={merged['extra_bufts']}")
-    if merged["decoding"] not in ("constrained", "free"):
-        raise InputError("decoding must be 'constrained' or 'free'", field="--model",
-                         value=merged["decoding"])
     name = f"llamacpp:{rest}" if rest in EMBEDDED else f"llamacpp:{path.name}"
     return LlamaCppModel(name, merged, path)
 

@@ -12,11 +12,33 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the system says it (Linux); setting
+    it to read it back would race with files other threads create meanwhile."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: every file of a run is created as ``open()`` creates items.jsonl: 0666 less the umask
+#: (results hold no secrets); mkstemp alone would make summary.json and manifest.json 0600
+FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write_json(path: Path, data: Any) -> None:
     """Write to a temp file in the same folder, fsync, rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # POSIX
+            os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=False, default=str)
             fh.write("\n")

@@ -7,6 +7,7 @@ manifest's task descriptions, which is how ``report`` and ``reprice`` work witho
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,17 @@ def latest_rows(rows: Iterable[dict[str, Any]], fields: frozenset[str] | None = 
             row = {k: v for k, v in row.items() if k in fields or k in KEY_FIELDS}
         latest[row_key(row)] = row
     return list(latest.values())
+
+
+def check_run_id(run_id: str, option: str = "--run-id") -> str:
+    """A run id names one folder inside the results folder: nothing that leaves it (a path
+    separator, ``..``) or names the results folder itself (empty, ``.``)."""
+    seps = {"/", "\\", *(s for s in (os.sep, os.altsep) if s)}
+    if not run_id.strip() or run_id.strip() in (".", "..") or ".." in run_id \
+            or any(sep in run_id for sep in seps) or "\0" in run_id:
+        raise InputError("a run id is one folder name: not empty, no '/', '\\' or '..'",
+                         field=option, value=run_id)
+    return run_id
 
 
 class RunDir:

@@ -268,6 +268,9 @@ def parse_task(data: Any, path: Path) -> TaskSpec:
     for key in own_prompt_keys:
         if key in prompt and key not in kind.prompt_keys:
             raise v.fail(f"does not apply to kind '{kind_name}'", f"prompt.{key}", prompt[key])
+    from slmbench.tasks.prompts import check_placeholders  # prompts.py renders a TaskSpec
+
+    check_placeholders(path, data)
 
     few_shot_from = None
     if isinstance(data.get("few_shot"), dict):  # retrieved from the train split
