@@ -22,10 +22,11 @@ from slmbench.analysis.estimate import (
     save,
     to_json,
 )
-from slmbench.errors import InputError, ModelCallError
+from slmbench.errors import InputError
 from slmbench.models import Model, resolve_model
 from slmbench.pricing.run_costs import RunCoster
 from slmbench.runner.items import ItemScorer
+from slmbench.runner.retry import RetryPolicy, call_with_retries
 from slmbench.tasks import LoadedTask
 from slmbench.tasks.loading import sample_items
 
@@ -39,14 +40,15 @@ def measured_rows(task: LoadedTask, model: Model, n: int, seed: int = 0, *,
     scorer = ItemScorer(task)
     model.prepare(task)
     rows = []
+    policy = RetryPolicy()  # as the run retries: a slow first call must not end the pilot
     for item in items:
         start = time.perf_counter()
-        try:
-            comp = model.complete(scorer.request(item))
-        except ModelCallError as exc:
+        request = scorer.request(item)
+        comp, error, _, _ = call_with_retries(lambda r=request: model.complete(r), policy)
+        if comp is None:
             if strict:
-                raise InputError(f"pilot call failed: {exc}", field="--model",
-                                 value=model.name) from None
+                raise InputError(f"pilot call failed: {error}", field="--model",
+                                 value=model.name)
             continue
         row = {k: v for k, v in vars(comp).items() if k not in ("text", "extra")}
         row["latency_s"] = comp.latency_s or (time.perf_counter() - start)
