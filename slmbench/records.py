@@ -96,6 +96,116 @@ class ResultRow(_RowRequired, total=False):
 #: every key a result row may have, the always-present ones first
 ROW_FIELDS: tuple[str, ...] = tuple(ResultRow.__annotations__)
 
+#: the token counts of a row (and of a :class:`Completion`), each a whole number >= 0 or None
+TOKEN_FIELDS = ("tokens_in", "tokens_out", "cached_tokens_in", "reasoning_tokens",
+                "cache_write_tokens")
+#: the most tokens one call may report when its model's context window is unknown: ten times
+#: the largest windows on sale. A count past it (or past ten times a known window) is a
+#: provider's fault, not a bill: it would price one item at thousands of dollars
+MAX_CALL_TOKENS = 100_000_000
+
+
+def usage_problem(usage: Any, ceiling: int = MAX_CALL_TOKENS) -> str | None:
+    """``"tokens_in=-5"``: the first token count of ``usage`` (a Completion or a row) that is
+    not a whole number in [0, ceiling]; None when every count is one or absent."""
+    get = usage.get if isinstance(usage, dict) else lambda name: getattr(usage, name, None)
+    for name in TOKEN_FIELDS:
+        value = get(name)
+        if value is not None and (type(value) is not int or not 0 <= value <= ceiling):
+            return f"{name}={value!r}"
+    return None
+
+
+def _count(v: Any) -> bool:
+    # a whole float (12.0) is a count a JSON writer of another language may give: the summary
+    # adds it as it is
+    return (type(v) is int or (type(v) is float and v.is_integer())) and \
+        0 <= v <= MAX_CALL_TOKENS
+
+
+def _seconds(v: Any) -> bool:
+    return type(v) in (int, float) and 0 <= v < float("inf")
+
+
+#: what each stored row field must hold when present (``None`` allowed where the runner writes
+#: it), and how a reader is told: rows read back by report, gate, resume and merge are checked
+#: against it, so a hand-edited row is one clear line instead of a traceback or a silent miss
+_ROW_CHECKS: dict[str, tuple[Any, bool, str]] = {
+    "task": (lambda v: type(v) is str, False, "a task name (string)"),
+    "model": (lambda v: type(v) is str, False, "a model name (string)"),
+    "item_id": (lambda v: type(v) in (str, int), False, "an item id (string or integer)"),
+    "kind": (lambda v: type(v) is str, False, "a task kind (string)"),
+    "correct": (lambda v: type(v) is bool, False, "true or false"),
+    "invalid": (lambda v: type(v) is bool, False, "true or false"),
+    "cached": (lambda v: type(v) is bool, False, "true or false"),
+    "truncated": (lambda v: type(v) is bool, False, "true or false"),
+    "error_permanent": (lambda v: type(v) is bool, False, "true or false"),
+    "error": (lambda v: type(v) is str, True, "an error text or null"),
+    "attempts": (lambda v: type(v) is int and v >= 0, True, "a whole number >= 0"),
+    **{name: (_count, True, f"a whole number of tokens from 0 to {MAX_CALL_TOKENS:,} or null")
+       for name in TOKEN_FIELDS},
+    "latency_s": (_seconds, True, "a number of seconds >= 0 or null"),
+    "cpu_s": (_seconds, True, "a number of seconds >= 0 or null"),
+    "token_source": (lambda v: type(v) is str, True, "a string or null"),
+    "confidence_source": (lambda v: type(v) is str, True, "a string or null"),
+    "finish_reason": (lambda v: type(v) is str, True, "a string or null"),
+}
+#: the keys every stored row has, from the first slmbench on: a row is found by them
+ROW_KEY_FIELDS = ("task", "model", "item_id")
+
+
+def row_problem(row: dict[str, Any]) -> tuple[str, Any, str] | None:
+    """(field, value, what it must be) of the first field of a stored row that is missing
+    (a key field) or of the wrong type or range; None for a sound row. Fields the readers look
+    at deeper (gold, answer, confidence) are checked by the summary, per task kind."""
+    if _sound(row):  # every row of a large run is read through here: the usual case first
+        return None
+    for name in ROW_KEY_FIELDS:
+        if name not in row:
+            return name, None, "is missing (every row has task, model and item_id)"
+    for name, (ok, nullable, must) in _ROW_CHECKS.items():
+        if name in row:
+            value = row[name]
+            if value is None and nullable:
+                continue
+            if not ok(value):
+                return name, value, f"must be {must}"
+    return None
+
+
+def _sound(row: dict[str, Any]) -> bool:
+    """:data:`_ROW_CHECKS` of a row as the runner writes it, in one expression (a row it
+    rejects is looked at field by field)."""
+    get = row.get
+    cpu = get("cpu_s")
+    error, attempts, latency = get("error"), get("attempts", 0), get("latency_s")
+    tin, tout, cached = get("tokens_in"), get("tokens_out"), get("cached_tokens_in")
+    reasoning, written = get("reasoning_tokens"), get("cache_write_tokens")
+    return (type(get("task")) is str and type(get("model")) is str
+            and type(get("item_id")) in (str, int) and type(get("kind", "")) is str
+            and type(get("correct", False)) is bool and type(get("invalid", False)) is bool
+            and type(get("cached", False)) is bool and type(get("truncated", False)) is bool
+            and (error is None or type(error) is str) and type(attempts) is int
+            and attempts >= 0 and (latency is None or (type(latency) is float
+                                                       and 0.0 <= latency < _INF))
+            and (tin is None or (type(tin) is int and 0 <= tin <= MAX_CALL_TOKENS))
+            and (tout is None or (type(tout) is int and 0 <= tout <= MAX_CALL_TOKENS))
+            and (cached is None or (type(cached) is int and 0 <= cached <= MAX_CALL_TOKENS))
+            and (reasoning is None or (type(reasoning) is int
+                                       and 0 <= reasoning <= MAX_CALL_TOKENS))
+            and (written is None or (type(written) is int and 0 <= written <= MAX_CALL_TOKENS))
+            and type(get("error_permanent", False)) is bool
+            and (cpu is None or (type(cpu) is float and 0.0 <= cpu < _INF))
+            and _text_or_none(get("token_source")) and _text_or_none(get("confidence_source"))
+            and _text_or_none(get("finish_reason")))
+
+
+def _text_or_none(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+_INF = float("inf")
+
 
 class _ManifestRequired(TypedDict):
     run_id: str

@@ -58,6 +58,9 @@ class Model(ABC):
     #: the id it was resolved from (set by resolve_model): other processes, e.g. Ray actors,
     #: rebuild the model from it
     model_id: str | None = None
+    #: tokens one request may hold, where the backend knows it (None: unknown): a call
+    #: reporting more than ten times this is refused as a provider fault (runner/items.py)
+    context_window: int | None = None
     #: Optional native asyncio path: a backend that talks to a network service defines
     #: ``async def acomplete(self, request) -> Completion`` (same contract as :meth:`complete`,
     #: raising ModelCallError on failure). The runner then keeps every call of a pair on one

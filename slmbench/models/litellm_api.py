@@ -13,6 +13,7 @@ answer it gave. Otherwise it is null.
 from __future__ import annotations
 
 import os
+import re
 import time
 import warnings
 import weakref
@@ -21,7 +22,7 @@ from typing import Any
 
 from slmbench.errors import InputError, ModelCallError
 from slmbench.models.base import PRICING_HOURLY, PRICING_TOKENS, Completion, Model, Request
-from slmbench.models.contract import missing_key, resolve_contract
+from slmbench.models.contract import missing_key, model_info, resolve_contract
 from slmbench.models.settings import ANY, BOOL, FLOAT, INT, URL, Setting, check_settings, defaults
 from slmbench.secrets import redact
 
@@ -171,6 +172,9 @@ class LiteLLMModel(Model):
         # what is sent (the contract drops what the provider would reject)
         self.logprobs = self.contract.logprobs
         self.structured_output = self.contract.structured
+        info = model_info(self.litellm_id) or {}
+        window = info.get("max_input_tokens") or info.get("max_tokens")
+        self.context_window = window if type(window) is int and window > 0 else None
 
     def resume_from(self, stored: dict[str, Any]) -> None:
         """A run stored before ``structured``, ``reasoning_effort`` and ``max_tokens`` existed
@@ -250,7 +254,7 @@ class LiteLLMModel(Model):
         try:
             resp = self._litellm.completion(**kwargs)
         except Exception as exc:
-            raise _call_error(exc) from None
+            raise _call_error(exc, self.settings.get("api_base")) from None
         latency = time.perf_counter() - start
         return _to_completion(resp, latency, request, self.contract.structured)
 
@@ -264,7 +268,7 @@ class LiteLLMModel(Model):
         try:
             resp = await self._litellm.acompletion(**kwargs)
         except Exception as exc:  # CancelledError is a BaseException: it goes through
-            raise _call_error(exc) from None
+            raise _call_error(exc, self.settings.get("api_base")) from None
         latency = time.perf_counter() - start
         return _to_completion(resp, latency, request, self.contract.structured)
 
@@ -366,12 +370,20 @@ _MISSING_KEY = ("missing gemini api key", "api key is missing", "api_key client 
                 "set", "missing anthropic api key", "no api key", "missing api key")
 
 
-def _call_error(exc: Exception) -> ModelCallError:
+def _call_error(exc: Exception, api_base: str | None = None) -> ModelCallError:
     """Classify a litellm exception: transient (retry), permanent for the model (a
-    configuration problem: stop it), or a failure of this item only (record and move on)."""
+    configuration problem: stop it), or a failure of this item only (record and move on).
+    ``api_base``: the server called, which a connection failure names."""
     status = getattr(exc, "status_code", None)
     name = type(exc).__name__
     text = str(exc).strip()
+    # litellm gives a failure without an HTTP answer status 500 (or none), and a 200 answer
+    # that is no completion its own status: a provider's real HTTP error keeps its words
+    plain = _plain_failure(exc, text, api_base) if status in (None, 200, 500) else None
+    if plain is not None:  # no HTTP answer, or one that is not a completion: no status either
+        reason, retryable = plain
+        return ModelCallError(redact(reason)[:240], retryable=retryable,
+                              retry_after=_retry_after(exc))
     missing_key = any(m in text.lower() for m in _MISSING_KEY)
     item_only = name in _ITEM_ERRORS
     config = missing_key or (not item_only and (
@@ -383,11 +395,94 @@ def _call_error(exc: Exception) -> ModelCallError:
     message = text.splitlines()[0] if text else name
     for noise in ("litellm.", f"{name}: ", "OpenAIException - "):
         message = message.replace(noise, "")
-    message = _json_error_message(message)
+    message = _ADDRESS.sub("", _json_error_message(message))
     reason = f"{name}{f' {status}' if status else ''}: {redact(message)[:240]}"
     return ModelCallError(reason, retryable=retryable, retry_after=_retry_after(exc),
                           status=status if isinstance(status, int) else None,
                           permanent=config)
+
+
+#: what varies per process in an exception's text and says nothing about the cause (an SSL
+#: context's memory address), which would make one cause count as several reasons
+_ADDRESS = re.compile(r"\s*ssl:<[^>]*>|\s*<[^<>]* at 0x[0-9a-fA-F]+>| at 0x[0-9a-fA-F]+")
+_HOST_IN_TEXT = re.compile(r"(?:host|to) ([\w.-]+:\d+)")
+#: failures below HTTP, as aiohttp, httpx and the OS word them → (short reason, retryable);
+#: ``{at}`` is the server called. litellm reports them all as "500", which they are not.
+_TRANSPORT: tuple[tuple[re.Pattern[str], str, bool], ...] = (
+    (re.compile(r"Name or service not known|nodename nor servname|getaddrinfo failed|"
+                r"Temporary failure in name resolution|No address associated", re.I),
+     "host not found: {at}", True),
+    (re.compile(r"Connection refused|Connect call failed", re.I),
+     "connection refused by {at}", True),
+    (re.compile(r"Connection reset|ECONNRESET", re.I), "connection reset by {at}", True),
+    (re.compile(r"Server disconnected|without sending a response|RemoteProtocolError|"
+                r"Connection aborted|IncompleteRead|EOF occurred", re.I),
+     "connection closed by {at} without a response", True),
+    (re.compile(r"Cannot connect to host|ConnectError|All connection attempts failed", re.I),
+     "cannot connect to {at}", True),
+)
+#: litellm's words for a 200 answer whose body is not JSON
+_NOT_JSON = re.compile(r"Unable to get json response|Expecting value: line 1 column 1", re.I)
+#: litellm's words for a JSON answer that does not parse as a completion (a pydantic error)
+_VALIDATION = re.compile(r"validation error for (\w+)\s*\n\s*([\w.]+)\s*\n\s*([^\n\[]+?)\s*"
+                         r"\[type=[^,\]]+, input_value=([^,\]]+)")
+#: OpenAI's usage fields under the names of a row
+_USAGE_NAMES = {"prompt_tokens": "tokens_in", "completion_tokens": "tokens_out",
+                "total_tokens": "total_tokens"}
+
+
+def _plain_failure(exc: Exception, text: str, api_base: str | None
+                   ) -> tuple[str, bool] | None:
+    """(reason, retryable) of a failure that is no provider's HTTP error: the connection
+    failed, or the answer was not a completion; None for the rest."""
+    for pattern, template, retryable in _TRANSPORT:
+        if pattern.search(text):
+            return template.format(at=_endpoint(api_base, text)), retryable
+    if _NOT_JSON.search(text):
+        return f"response was not JSON ({_content_type(exc, text)})", True
+    if "Invalid response object" in text:  # retried: a proxy may garble one answer
+        found = _VALIDATION.search(text)
+        if found is None:
+            return "response was not a chat completion", True
+        model, field, why, value = found.groups()
+        if model == "Usage" and field in _USAGE_NAMES:
+            return f"provider reported {_USAGE_NAMES[field]}={value}", True
+        return f"response was not a chat completion: {model}.{field}={value} ({why})", True
+    return None
+
+
+def _endpoint(api_base: str | None, text: str) -> str:
+    """host:port of the server called (never the user part of a URL), else what the error
+    names, else "the provider"."""
+    if api_base:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(api_base)
+            port = parts.port
+        except ValueError:
+            parts, port = None, None
+        if parts is not None and parts.hostname:
+            port = port or {"http": 80, "https": 443}.get(parts.scheme)
+            return f"{parts.hostname}:{port}" if port else parts.hostname
+    found = _HOST_IN_TEXT.search(text)
+    return found.group(1) if found else "the provider"
+
+
+def _content_type(exc: Exception, text: str) -> str:
+    """The Content-Type the server answered with, or what the body looks like."""
+    for headers in (getattr(exc, "litellm_response_headers", None),
+                    getattr(getattr(exc, "response", None), "headers", None)):
+        try:
+            value = headers.get("content-type") if headers else None
+        except AttributeError:
+            value = None
+        if value:
+            return str(value).split(";")[0].strip()
+    body = text.partition("Original Response:")[2].strip()
+    if not body:
+        return "an empty body"
+    return "text/html" if body.startswith("<") else "text"
 
 
 def _json_error_message(message: str) -> str:

@@ -4,10 +4,12 @@ Two decoding paths:
 
 * **constrained** (default when the task has a closed answer set): the prompt is evaluated with
   KV-cache reuse of the longest common token prefix with the previous item (the fixed
-  instruction comes first, so only the item is evaluated), then the answer is decoded greedily
-  over a token trie of the allowed choices and stops as soon as a choice is complete. At each
-  step the model's probabilities are renormalised over the tokens the trie allows; their product
-  is the **confidence**: the probability that the choice-constrained model emits this answer.
+  instruction comes first, so only the item is evaluated), then the answer is the choice of the
+  highest log-likelihood, log p(choice's tokens, then the end-of-answer token | prompt), found
+  by a best-first search over a token trie of the choices (exact: the ranking of every choice
+  by its summed log-probabilities, without scoring them all; a choice that is a prefix of
+  another competes through its end token). The **confidence** is exp(that log-likelihood): the
+  model's probability of answering exactly this choice and stopping.
 * **free**: ``create_chat_completion`` with the GGUF's own chat template (and a JSON-schema
   grammar for extraction unless ``decoding=free``). This is also the "naive" reference path.
 
@@ -171,6 +173,7 @@ class LlamaCppModel(Model):
         self.parallel = settings.get("instances", 1)
         self.thread_safe = self.parallel > 1  # one context per thread, see _context
         self.gpu_offload = settings.get("n_gpu_layers", 0) != 0
+        self.context_window = settings.get("n_ctx") or None  # 0: the GGUF's own length
         # the constrained path: label probabilities over the choice trie, a JSON grammar
         self.logprobs = self.structured_output = (
             settings.get("decoding", "constrained") == "constrained")
@@ -314,7 +317,9 @@ class LlamaCppModel(Model):
         limit = min(n_cached, len(tokens))
         same = llm.input_ids[:limit] == np.asarray(tokens[:limit], dtype=llm.input_ids.dtype)
         common = limit if bool(same.all()) else int(np.argmin(same))
-        common = min(common, len(tokens) - 1)  # always evaluate >= 1 token to get fresh logits
+        # always evaluate >= 2 tokens: fresh logits, from the kernel every other decode of
+        # the label search uses (see _decode_answer)
+        common = max(0, min(common, len(tokens) - 2))
         llm.n_tokens = common
         if len(tokens) > llm.n_ctx():
             raise ModelCallError(f"prompt has {len(tokens)} tokens, more than n_ctx="
@@ -323,6 +328,22 @@ class LlamaCppModel(Model):
         return len(tokens) - common
 
     def _complete_choice(self, llm: Any, request: Request) -> Completion:
+        """The label of the highest full-label log-likelihood: log p(label's tokens, then the
+        end of the answer | prompt), found by a best-first search over the label trie.
+
+        Every step adds a log-probability <= 0, so a partial label's score bounds every label
+        that extends it, and the first complete label taken off the queue beats every other
+        one: the ranking of all labels by their summed log-probabilities, without scoring them
+        all. Where one label is a prefix of another (``atis_flight``,
+        ``atis_flight#atis_airline``), "the label ends here" is a candidate like any
+        continuation, scored with the end-of-answer token's probability, and a continuation
+        counts every token of the longer label, those the trie would force included (a greedy
+        walk took the first step's probability alone, and chose the longer label whenever its
+        next token beat the end token). The confidence is exp(score): the model's probability
+        of answering exactly this label and stopping.
+        """
+        import heapq
+
         import numpy as np
 
         prompt = self._formatter(messages=request.messages).prompt
@@ -330,34 +351,93 @@ class LlamaCppModel(Model):
         evaluated = self._eval_with_prefix_reuse(llm, tokens)
         n_vocab = llm.n_vocab()
         eos = llm.token_eos()
-        node = self._trie(llm, request.choices)
-        confidence = 1.0
-        joint_logprob = 0.0
-        out_tokens = 0
-        while True:
-            logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,))
-            cands = list(node.children)
+        root = self._trie(llm, request.choices)
+        base = len(tokens)
+
+        def log_probs(logits: Any) -> Any:
+            row = logits.astype(np.float64)
+            top = float(row.max())
+            return row - (top + math.log(float(np.exp(row - top).sum())))
+
+        # queue entries: (-score, order, answer tokens before the edge, edge tokens, node at
+        # its end, label); an edge's score counts its first token only until it is evaluated
+        queue: list[tuple[float, int, tuple[int, ...], tuple[int, ...], _Trie | None,
+                          str | None]] = []
+        order = 0
+
+        def expand(node: _Trie, answer: tuple[int, ...], score: float, lp: Any) -> None:
+            nonlocal order
             if node.label is not None:
-                if not cands:
-                    break  # a complete choice that no other choice extends: stop here
-                cands.append(eos)
-            cand_logits = logits[cands].astype(np.float64)
-            top = float(logits.max())
-            log_z = top + math.log(float(np.exp(logits.astype(np.float64) - top).sum()))
-            best = int(np.argmax(cand_logits))
-            shifted = np.exp(cand_logits - cand_logits.max())
-            confidence *= float(shifted[best] / shifted.sum())
-            joint_logprob += float(cand_logits[best]) - log_z
-            tok = cands[best]
-            if tok == eos and node.label is not None and tok not in node.children:
+                order += 1
+                heapq.heappush(queue, (-(score + float(lp[eos])), order, answer, (), None,
+                                       node.label))
+            for tok in node.children:
+                path, end = node.follow(tok)
+                order += 1
+                heapq.heappush(queue, (-(score + float(lp[tok])), order, answer, tuple(path),
+                                       end, None))
+
+        root_logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,))
+        expand(root, (), 0.0, log_probs(root_logits))
+        decoded = 0
+        while True:
+            neg, _, answer, path, node, label = heapq.heappop(queue)
+            if label is not None:
+                score, out = -neg, answer
                 break
-            path, node = node.follow(tok)
-            out_tokens += len(path)
-            if not node.children:
-                break
-            llm.eval(path)
+            # the edge's forced tokens and the distribution after it: one decode call
+            rows = self._decode_answer(llm, base, answer, path)
+            decoded += len(rows)
+            score = -neg
+            for i in range(1, len(path)):
+                score += float(log_probs(rows[i - 1])[path[i]])
+            assert node is not None
+            expand(node, answer + path, score, log_probs(rows[-1]))
         return Completion(
-            text=node.label or "", latency_s=0.0, tokens_in=len(tokens), tokens_out=out_tokens,
-            token_source="gguf", confidence=confidence, confidence_source="label-logprob",
-            finish_reason="stop",
-            extra={"prompt_tokens_evaluated": evaluated, "answer_logprob": joint_logprob})
+            text=label, latency_s=0.0, tokens_in=len(tokens), tokens_out=len(out),
+            token_source="gguf", confidence=min(1.0, math.exp(score)),
+            confidence_source="label-logprob", finish_reason="stop",
+            extra={"prompt_tokens_evaluated": evaluated, "answer_logprob": score,
+                   "answer_tokens_evaluated": decoded})
+
+    @staticmethod
+    def _decode_answer(llm: Any, base: int, answer: tuple[int, ...], path: tuple[int, ...]
+                       ) -> list[Any]:
+        """Evaluate ``answer + path`` after the prompt's ``base`` tokens (reusing the KV cache
+        of what is already there), with logits after each token of ``path``: their rows."""
+        import numpy as np
+
+        want = list(answer) + list(path)
+        have = llm.n_tokens - base
+        same = 0
+        while same < min(have, len(answer)) and llm.input_ids[base + same] == want[same]:
+            same += 1
+        start = base + same  # the path's tokens are always decoded: their logits are needed
+        todo = want[same:]
+        if len(todo) < 2:
+            # llama.cpp computes a one-token batch by another kernel than a longer one, and its
+            # logits differ by up to ~0.5 nats on a small quantised model: every decode of the
+            # search holds two tokens or more, so that a label's score does not depend on how
+            # its tokens were grouped (a re-decoded token's cache entry is the same token's)
+            start -= 1
+            todo = [int(llm.input_ids[start]), *todo]
+        if start + len(todo) > llm.n_ctx():
+            raise ModelCallError(f"prompt and answer need {start + len(todo)} tokens, more "
+                                 f"than n_ctx={llm.n_ctx()}", retryable=False)
+        if len(todo) > llm.n_batch:
+            raise ModelCallError(f"a label of {len(todo)} tokens is longer than n_batch="
+                                 f"{llm.n_batch}", retryable=False)
+        llm._ctx.kv_cache_seq_rm(-1, start, -1)
+        first_out = len(todo) - len(path)
+        batch = llm._batch.batch
+        batch.n_tokens = len(todo)
+        for i, tok in enumerate(todo):
+            batch.token[i], batch.pos[i] = tok, start + i
+            batch.seq_id[i][0], batch.n_seq_id[i] = 0, 1
+            batch.logits[i] = i >= first_out
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[start:start + len(todo)] = todo
+        llm.n_tokens = start + len(todo)
+        n_vocab = llm.n_vocab()
+        return [np.ctypeslib.as_array(llm._ctx.get_logits_ith(i), shape=(n_vocab,))
+                for i in range(first_out, len(todo))]

@@ -9,9 +9,11 @@ covers token-priced (API) models; local models cost wall time, which the cap doe
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from slmbench.errors import InputError, SlmbenchError
+from slmbench.markdown import one_line
 
 if TYPE_CHECKING:
     from slmbench.records import ResultRow
@@ -42,27 +44,42 @@ def parse_max_errors(value: str | None) -> tuple[int | None, float | None]:
 
 
 class ErrorLimit:
+    """``--max-errors``; its stop message names the most common error reason, so that a run
+    stopped by a dead endpoint says so ("connection refused by 127.0.0.1:8080")."""
+
     MIN_ITEMS_FOR_SHARE = 20  # a share needs some items before it means anything
 
     def __init__(self, value: str | None) -> None:
         self.count, self.share = parse_max_errors(value)
         self.errors = 0
         self.seen = 0
+        self.reasons: Counter[str] = Counter()
 
     def reset(self) -> None:
         self.errors = self.seen = 0
+        self.reasons.clear()
 
     def record(self, row: ResultRow) -> str | None:
         """A reason to stop, or None."""
         self.seen += 1
-        self.errors += bool(row.get("error"))
+        error = row.get("error")
+        if error:
+            self.errors += 1
+            self.reasons[str(error)] += 1
         if self.count is not None and self.errors >= self.count:
-            return f"{self.errors} errors reached --max-errors {self.count}"
+            return f"{self.errors} errors reached --max-errors {self.count}{self._commonest()}"
         if (self.share is not None and self.seen >= self.MIN_ITEMS_FOR_SHARE
                 and self.errors / self.seen > self.share):
             return (f"{self.errors} errors in {self.seen} items is more than --max-errors "
-                    f"{self.share:.0%}")
+                    f"{self.share:.0%}{self._commonest()}")
         return None
+
+    def _commonest(self) -> str:
+        if not self.reasons:
+            return ""
+        reason, n = self.reasons.most_common(1)[0]
+        share = "all" if n == self.errors else f"{n} of them"
+        return f"; most common ({share}): {one_line(reason, 200)}"
 
 
 class CostCap:

@@ -1,12 +1,27 @@
 """One item through one model: its request, and the scored result row of its completion (the
-call itself, with retries, is runner/pair.py's call_item)."""
+call itself, with retries, is runner/pair.py's call_item).
+
+:meth:`ItemScorer.row` is the one place where a completion becomes a row, whichever executor
+made the call and whether it came from the response cache, so what a provider sends back is
+checked here, before anything is scored, stored or cached (the cache stores the same
+completion object, after this):
+
+* secrets: the values of key variables are scrubbed from the output and the error
+  (a server may echo the request's ``Authorization`` header in its answer);
+* usage: a token count that is negative, not a whole number, or beyond ten times the model's
+  context window (:data:`~slmbench.records.MAX_CALL_TOKENS` when it is unknown) makes the row
+  an error row, "provider reported tokens_in=-5", instead of a negative or a $1M price
+  that every later report and resume would choke on.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from slmbench.models.base import Completion, Model, Request
+from slmbench.records import MAX_CALL_TOKENS, usage_problem
 from slmbench.scoring import label_matcher
+from slmbench.secrets import scrub
 from slmbench.store.manifest import now_iso
 from slmbench.tasks import Item, LoadedTask
 from slmbench.tasks.fewshot import PromptPlan
@@ -46,6 +61,8 @@ class ItemScorer:
     def row(self, model: Model, item: Item, comp: Completion | None, error: str | None,
             attempts: int, permanent: bool = False) -> dict[str, Any]:
         spec = self.task.spec
+        if error is not None:
+            error = scrub(error)
         row: dict[str, Any] = {
             "task": spec.name, "kind": spec.kind, "model": model.name, "item_id": item.id,
             "input": item.text, "output": None, "answer": None, "gold": item.gold,
@@ -63,6 +80,12 @@ class ItemScorer:
             row["shots"] = list(shots)
         if comp is None:
             return row
+        comp.text = scrub(comp.text, named=False)  # the cache stores this same object
+        bad = usage_problem(comp, usage_ceiling(model))
+        if bad is not None:
+            row.update(output=comp.text, latency_s=comp.latency_s,
+                       error=f"provider reported {bad}")
+            return row
         row.update(output=comp.text, tokens_in=comp.tokens_in, tokens_out=comp.tokens_out,
                    token_source=comp.token_source, cached_tokens_in=comp.cached_tokens_in,
                    latency_s=comp.latency_s, confidence=comp.confidence,
@@ -79,3 +102,11 @@ class ItemScorer:
             row["invalid"], row["truncated"] = False, True
         return row
 
+
+def usage_ceiling(model: Model) -> int:
+    """The most tokens one call of ``model`` can sensibly report: ten times its context window
+    where the backend knows it, else :data:`~slmbench.records.MAX_CALL_TOKENS`."""
+    window = getattr(model, "context_window", None)
+    if type(window) is int and window > 0:
+        return min(10 * window, MAX_CALL_TOKENS)
+    return MAX_CALL_TOKENS

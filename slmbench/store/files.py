@@ -1,5 +1,11 @@
 """Crash-safe file primitives: append-and-flush rows, atomic JSON, a reader that survives a torn
-last line (what SIGKILL mid-write leaves behind)."""
+last line (what SIGKILL mid-write leaves behind).
+
+The reader is the one way rows of ``items.jsonl`` come back (reports, gates, resumes, merges,
+the columnar summary), so it also checks each row against the row format
+(:func:`slmbench.records.row_problem`): a hand-edited or foreign row with a missing key or a
+value of the wrong type stops the read with one line naming the file, the line and the field,
+instead of a traceback from whatever reads the value first, or a value silently misread."""
 
 from __future__ import annotations
 
@@ -10,6 +16,9 @@ import threading
 from collections.abc import Container, Iterator
 from pathlib import Path
 from typing import Any
+
+from slmbench.errors import InputError
+from slmbench.records import row_problem
 
 
 def _umask() -> int:
@@ -84,8 +93,15 @@ class JsonlAppender:
 
 
 class ReadReport:
+    """The lines a read skipped. A file read twice through one report (a resume reads the rows,
+    then the summary reads them again) lists each torn line once."""
+
     def __init__(self) -> None:
         self.skipped_lines: list[int] = []
+
+    def skip(self, lineno: int) -> None:
+        if lineno not in self.skipped_lines:
+            self.skipped_lines.append(lineno)
 
 
 def iter_jsonl(path: Path, report: ReadReport | None = None) -> Iterator[dict[str, Any]]:
@@ -111,6 +127,11 @@ def iter_numbered_jsonl(path: Path, report: ReadReport | None = None,
                 row = None
             if not isinstance(row, dict):
                 if report is not None:
-                    report.skipped_lines.append(lineno)
+                    report.skip(lineno)
                 continue
+            problem = row_problem(row)
+            if problem is not None:
+                field, value, must = problem
+                raise InputError(f"line {lineno}: {field} {must}", file=path, field=field,
+                                 value=value if field in row else ...)
             yield lineno, row
