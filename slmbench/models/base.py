@@ -133,8 +133,10 @@ class Model(ABC):
                 "async": self.acomplete is not None}
 
     def describe(self) -> dict[str, Any]:
-        """What goes in the manifest: enough to reproduce the run, never a secret."""
-        return {"name": self.name, "backend": type(self).__module__.rsplit(".", 1)[-1],
+        """What goes in the manifest: enough to reproduce the run, never a secret (``model_id``:
+        the id as given, from which a bare ``--resume`` rebuilds the model)."""
+        return {"name": self.name, "model_id": self.model_id,
+                "backend": type(self).__module__.rsplit(".", 1)[-1],
                 "pricing": self.pricing, "settings": self.settings,
                 "capabilities": self.capabilities()}
 

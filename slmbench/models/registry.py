@@ -33,6 +33,9 @@ LITELLM_PROVIDERS = (
     "bedrock", "cohere", "xai", "huggingface", "dashscope", "cerebras", "text-completion-openai",
 )
 
+#: the setting that labels a model in results, whatever its backend (see resolve_model)
+NAME_SETTING = "name"
+
 FORBIDDEN_SETTINGS = {"api_key", "key", "token", "secret", "password"}
 
 
@@ -47,7 +50,7 @@ def parse_model_id(model_id: str) -> tuple[str, str, dict[str, Any]]:
             raise InputError(
                 f"'{key}' cannot be a model setting: API keys come from the environment only",
                 field="--model", value=f"{base}?{key}=***")
-        settings[key] = _coerce(value)
+        settings[key] = value if key == NAME_SETTING else _coerce(value)
     prefix, sep, rest = base.partition(":")
     if sep and prefix in _backends():
         backend = prefix
@@ -64,13 +67,23 @@ def parse_model_id(model_id: str) -> tuple[str, str, dict[str, Any]]:
 
 
 def resolve_model(model_id: str) -> Model:
-    """Build the :class:`Model` for an id; raises :class:`InputError` on a bad id or file."""
+    """Build the :class:`Model` for an id; raises :class:`InputError` on a bad id or file.
+
+    ``name=LABEL`` (any backend) tells apart two models that would otherwise share a name in
+    results, such as one model id served by two endpoints (``api_base``) or two GGUF files
+    of one file name: the label joins the model's name (``openai/x?name=box-a``), so each
+    gets its own rows, cache entries and leaderboard line; pricing still reads the id before
+    the ``?``."""
     from slmbench.tasks.fewshot import PROMPT_SETTINGS, check_setting_values, variant_name
 
     backend, rest, settings = parse_model_id(model_id)
     # a prompt variant is the task's, not the backend's: any prompted model takes it
     variant = {k: settings.pop(k) for k in PROMPT_SETTINGS if k in settings}
     check_setting_values(variant)
+    label = settings.pop(NAME_SETTING, None)
+    if label is not None and (not label or any(c in label for c in "?&=/ ")):
+        raise InputError("name= needs a short label without ?, &, =, / or spaces",
+                         field="--model", value=model_id)
     factory = _load_factory(_backends()[backend])
     model = factory(rest, settings)
     model.model_id = model_id.strip()  # what a Ray actor rebuilds it from
@@ -80,6 +93,9 @@ def resolve_model(model_id: str) -> Model:
                              "that are prompted", field="--model", value=model_id)
         model.name = variant_name(model.name, variant)
         model.settings.update(variant)
+    if label is not None:
+        model.name += f"{'&' if '?' in model.name else '?'}{NAME_SETTING}={label}"
+        model.settings[NAME_SETTING] = label
     return model
 
 

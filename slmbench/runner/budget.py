@@ -4,10 +4,22 @@ The cost cap is checked *before* each request: spend so far (from finished rows'
 plus the estimate of every request in flight plus this one's (prompt tokens counted with
 tiktoken, the full ``max_tokens`` as output: an upper bound) must stay under the cap. It
 covers token-priced (API) models; local models cost wall time, which the cap does not meter.
+
+The cap is on the run, not on one invocation: a resume starts from the spend of the rows
+already stored (:meth:`CostCap.seed`), so stopping and resuming never buys a second budget.
+
+**How far it can overshoot.** A request is admitted only while spend + reservations + its
+estimate fit under the cap, so the cap can be passed only by requests whose real cost exceeds
+their estimate (a provider billing more tokens than asked for, hidden reasoning tokens). After
+the last admission nothing new is sent, hence the final spend is at most the cap plus
+``actual - estimate`` summed over the requests in flight at that last admission: at most
+``--concurrency`` requests, with every executor (the processes executor sends no item ahead of
+a worker's free slots while a cap is set, so its admitted requests are its calls in flight).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter
 from typing import TYPE_CHECKING
@@ -82,15 +94,36 @@ class ErrorLimit:
         return f"; most common ({share}): {one_line(reason, 200)}"
 
 
+def parse_max_cost(value: float | str | None) -> float | None:
+    """``--max-cost``: a positive, finite number of USD (nan and inf would disable the cap)."""
+    if value is None:
+        return None
+    try:
+        cap = float(value)
+    except (TypeError, ValueError):
+        cap = math.nan
+    if not math.isfinite(cap) or cap <= 0:
+        raise InputError("must be a positive, finite amount in USD", field="--max-cost",
+                         value=value)
+    return cap
+
+
 class CostCap:
+    """The run's spend against ``--max-cost`` (see the module docstring for its bound)."""
+
     def __init__(self, cap_usd: float | None) -> None:
-        if cap_usd is not None and cap_usd <= 0:
-            raise InputError("must be a positive amount in USD", field="--max-cost",
-                             value=cap_usd)
-        self.cap = cap_usd
+        self.cap = parse_max_cost(cap_usd)
         self.spent = 0.0
         self.reserved = 0.0
+        #: spend of the rows stored before this invocation (a resume), part of ``spent``
+        self.before = 0.0
         self._lock = threading.Lock()
+
+    def seed(self, spent_before: float) -> None:
+        """Count what the run's stored rows already cost: the cap covers every invocation."""
+        with self._lock:
+            self.before = spent_before
+            self.spent += spent_before
 
     def admit(self, estimate: float) -> bool:
         if self.cap is None:
@@ -107,7 +140,10 @@ class CostCap:
             self.spent += actual
 
     def status(self) -> str:
+        earlier = (f" (${self.before:.6f} of it before this invocation)"
+                   if self.before else "")
         if self.cap is None:
-            return f"spent ${self.spent:.6f}"
-        return (f"spent ${self.spent:.6f} of --max-cost ${self.cap:g}; "
-                f"${self.cap - self.spent:.6f} remains")
+            return f"spent ${self.spent:.6f}{earlier}"
+        left = self.cap - self.spent
+        rest = f"${left:.6f} remains" if left >= 0 else f"over by ${-left:.6f}"
+        return f"spent ${self.spent:.6f}{earlier} of --max-cost ${self.cap:g}; {rest}"

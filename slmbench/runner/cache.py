@@ -1,9 +1,10 @@
 """Disk response cache: a re-run of the same (model, settings, prompt) costs nothing.
 
 Keyed by the model name, its settings (minus those that cannot change an answer: timeouts,
-threads, batch size), the slmbench version and the full request. A hit returns the original
-completion — latency and tokens included — so the row is priced as the original call, and the
-row says ``cached: true``. SQLite (stdlib) gives atomic writes that survive a SIGKILL.
+threads, batch size), the endpoint it was sent to, the slmbench version and the full request.
+A hit returns the original completion — latency and tokens included — so the row is priced as
+the original call, and the row says ``cached: true``. SQLite (stdlib) gives atomic writes that
+survive a SIGKILL.
 """
 
 from __future__ import annotations
@@ -20,12 +21,19 @@ from slmbench.models.base import Completion, Model, Request, semantic_settings
 
 
 def cache_key(model: Model, request: Request) -> str:
+    """The endpoint (``api_base``) is part of the key although it is a speed setting for a
+    resume: two servers may serve different models under one name, and a cache must never
+    answer one endpoint with another's response."""
     settings = semantic_settings(model.settings)
-    blob = json.dumps({
+    key = {
         "v": __version__, "model": model.name, "settings": settings,
         "messages": request.messages, "text": request.text, "choices": request.choices,
         "schema": request.json_schema, "max_tokens": request.max_tokens,
-    }, sort_keys=True, default=str)
+    }
+    endpoint = model.settings.get("api_base")
+    if endpoint:  # absent otherwise: the keys of models without one stay as they were
+        key["endpoint"] = str(endpoint).rstrip("/")
+    blob = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -132,16 +132,39 @@ class PairAccounts:
                           self.model.output_budget(request))
 
     def _actual(self, row: ResultRow) -> float:
-        if self.price is None:
-            return 0.0
-        from slmbench.pricing.cost import token_cost
+        return 0.0 if self.price is None else row_cost(self.price, row)
 
-        tokens_in = int(row["tokens_in"] or 0)
-        cached = min(int(row.get("cached_tokens_in") or 0), tokens_in)
-        writes = min(int(row.get("cache_write_tokens") or 0), tokens_in - cached)
-        # what the summary will bill: cache reads and writes at their own prices
-        return token_cost(self.price, tokens_in, int(row["tokens_out"] or 0), cached_in=cached,
-                          cache_write_in=writes)
+
+def row_cost(price: Any, row: ResultRow) -> float:
+    """What the summary will bill for one row: cache reads and writes at their own prices."""
+    from slmbench.pricing.cost import token_cost
+
+    tokens_in = int(row.get("tokens_in") or 0)
+    cached = min(int(row.get("cached_tokens_in") or 0), tokens_in)
+    writes = min(int(row.get("cache_write_tokens") or 0), tokens_in - cached)
+    return token_cost(price, tokens_in, int(row.get("tokens_out") or 0), cached_in=cached,
+                      cache_write_in=writes)
+
+
+def stored_spend(rows: Iterable[ResultRow], models: dict[str, Any], coster: RunCoster
+                 ) -> float:
+    """What the calls behind a run's stored rows cost (``--max-cost`` covers the run across
+    resumes): each fresh row of a token-priced model at its sheet price; a cached row made no
+    call. ``models`` is the manifest's record of each model."""
+    prices: dict[str, Any] = {}
+    total = 0.0
+    for row in rows:
+        name = row.get("model")
+        if row.get("cached") or not isinstance(name, str):
+            continue
+        if name not in prices:
+            info = models.get(name) if isinstance(models, dict) else None
+            pricing = (info or {}).get("pricing") if isinstance(info, dict) else None
+            prices[name] = (coster.book.lookup(name, coster.on)
+                            if pricing == PRICING_TOKENS else None)
+        if prices[name] is not None:
+            total += row_cost(prices[name], row)
+    return total
 
 
 class FailFast:

@@ -56,6 +56,7 @@ rows so far written.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import pickle
 import selectors
@@ -99,11 +100,14 @@ _BACKLOG_MIN = 2  # items a worker holds beyond its credit, so that a freed slot
 AUTO_MAX_WORKERS = 4
 
 
-def _room(worker: _Worker) -> int:
-    """Items the parent may still send ``worker``: its credit plus a small backlog."""
+def _room(worker: _Worker, ahead: bool = True) -> int:
+    """Items the parent may still send ``worker``: its credit plus a small backlog (none when
+    ``ahead`` is False: under ``--max-cost`` an admitted item must be a call in flight, see
+    ProcessPairRun._process_rows)."""
     if not worker.alive or worker.credit <= 0:
         return 0
-    return worker.credit + max(_BACKLOG_MIN, worker.credit // 4) - len(worker.inflight)
+    backlog = max(_BACKLOG_MIN, worker.credit // 4) if ahead else 0
+    return worker.credit + backlog - len(worker.inflight)
 
 
 def _frame(message: Any) -> bytes:
@@ -344,7 +348,18 @@ class ProcessPairRun(PairRun):
     def _process_rows(self, items: list[Item]) -> Iterator[ResultRow]:
         """Each round: refill the window (cache hits are answered on the spot), send the
         workers their batches, then yield the rows that are ready, then wait for more. The
-        workers start the new calls while this process writes rows."""
+        workers start the new calls while this process writes rows.
+
+        Stopping bounds: what is called after a stop must be the calls in flight, at most the
+        window, as in-process, not also the backlog the workers hold ahead of their free
+        slots (they start it before this process has read the rows that stop the pair).
+        Under ``--max-cost`` no item is sent ahead of a free slot at all: the cap admits at
+        estimate, and only the requests in flight may overrun it (runner/budget.py). From
+        a permanent error on (the start of what fail-fast counts) until a row without one,
+        the workers hand back the items they have not started (a worker on its own
+        permanent error at once, the others on a ``halt``; the items are admitted again
+        later) and get none ahead; and once the pair stops (``--max-errors``, fail-fast)
+        they drop what they hold, unpaid."""
         started = time.perf_counter()
         pool = _acquire_pool(self.processes)
         pool.pair_ids += 1
@@ -357,10 +372,18 @@ class ProcessPairRun(PairRun):
                  accounts.cache is not None)
         inflight: Inflight = {}
         ready: list[ResultRow] = []
-        seqs = iter(range(len(items)))
+        seqs = itertools.count()
         queue = iter(items)
+        handed_back: deque[Item] = deque()  # items a halt returned unstarted: admitted again
         exhausted = False
         window = self.window
+        ahead = accounts.price is None  # a backlog only where no cost cap meters the pair
+        wary = False  # the last row was a permanent error: no backlog until a good one
+        backlogged = False  # a worker may hold items it has not started
+
+        def room(worker: _Worker) -> int:
+            return _room(worker, ahead and not wary)
+
         try:
             for worker in pool.alive:
                 worker.inflight.clear()
@@ -373,10 +396,10 @@ class ProcessPairRun(PairRun):
                 batches: dict[int, list[tuple[int, Item, Any]]] = {}
                 while (accounts.stop_reason is None and not exhausted
                        and len(ready) < _READY_MAX):
-                    worker = max(pool.alive, key=_room, default=None)
-                    if worker is None or _room(worker) <= 0:
+                    worker = max(pool.alive, key=room, default=None)
+                    if worker is None or room(worker) <= 0:
                         break
-                    item = next(queue, None)
+                    item = handed_back.popleft() if handed_back else next(queue, None)
                     if item is None:
                         exhausted = True
                         break
@@ -390,9 +413,14 @@ class ProcessPairRun(PairRun):
                     worker.inflight.add(seq)
                     inflight[seq] = (admitted, worker.index)
                     batches.setdefault(worker.index, []).append((seq, item, admitted.request))
+                    backlogged = backlogged or (ahead and not wary)
                 self._send_batches(pool, pair_id, batches, inflight)
                 rows, ready = ready, []
                 yield from rows
+                if backlogged and inflight and (wary or accounts.stop_reason is not None):
+                    backlogged = False  # what is not started yet comes back (see dropped)
+                    for worker in pool.alive:
+                        self._send(pool, worker, ("halt", pair_id), pair_id, inflight)
                 if not inflight:
                     if exhausted or accounts.stop_reason is not None:
                         break
@@ -400,6 +428,15 @@ class ProcessPairRun(PairRun):
                 for message in self._receive(pool, pair_id, inflight):
                     if message[0] == "rl":
                         window.on_rate_limited()
+                        continue
+                    if message[0] == "dropped":  # after a halt: never started, never paid
+                        for seq in message[2]:
+                            entry = inflight.pop(seq, None)
+                            if entry is not None:
+                                pool.workers[entry[1]].inflight.discard(seq)
+                                accounts.release(entry[0], maybe_paid=False)
+                                handed_back.append(entry[0].item)
+                                exhausted = False
                         continue
                     for _, seq, row, comp in message[2]:
                         entry = inflight.pop(seq, None)
@@ -409,6 +446,7 @@ class ProcessPairRun(PairRun):
                         pool.workers[index].inflight.discard(seq)
                         if row["error"] is None:
                             window.on_success()
+                        wary = bool(row["error"] and row.get("error_permanent"))
                         ready.append(accounts.settle(admitted, row, comp))
                 if not pool.alive and inflight:
                     self.stop(f"all {pool.n} worker processes exited; "
@@ -627,7 +665,15 @@ async def _serve(sock: socket.socket) -> None:
             task = loop.create_task(one(pair_id, ctx, seq, item, request))
             ctx.tasks.add(task)
 
+    def hand_back(pair_id: int, ctx: _PairContext) -> None:
+        """Return the items not started to the parent (which admits them again or, once the
+        pair is stopped, drops them)."""
+        dropped = [seq for seq, _, _ in ctx.backlog]
+        ctx.backlog.clear()
+        outbox.send(("dropped", pair_id, dropped))
+
     async def one(pair_id: int, ctx: _PairContext, seq: int, item: Item, request: Any) -> None:
+        row = None
         try:
             row, comp = await acall_model(ctx.model, ctx.scorer, item, request, ctx.policy,
                                           ctx.signals)
@@ -638,6 +684,10 @@ async def _serve(sock: socket.socket) -> None:
             return
         finally:
             ctx.tasks.discard(asyncio.current_task())
+            if row is not None and row["error"] and row.get("error_permanent") and ctx.backlog:
+                # what fail-fast counts: the parent may stop the pair on this row, so the
+                # backlog goes back to it rather than becoming calls the stop cannot recall
+                hand_back(pair_id, ctx)
             if pairs.get(pair_id) is ctx:
                 start(pair_id, ctx)  # the freed slot takes the next item, no round trip
         outbox.row(pair_id, seq, row, comp if ctx.send_completion else None)
@@ -660,6 +710,10 @@ async def _serve(sock: socket.socket) -> None:
                 else:
                     ctx.credit = message[2]
                 start(message[1], ctx)
+            elif kind == "halt":  # the pair stopped: what has not started never will
+                ctx = pairs.get(message[1])
+                if ctx is not None:
+                    hand_back(message[1], ctx)
             elif kind == "preload":  # imports ahead of the first pair; errors show at setup
                 with contextlib.suppress(Exception):
                     message[2].preload()

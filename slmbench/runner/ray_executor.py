@@ -400,11 +400,15 @@ class RayPairRun(PairRun):
         probes: dict[Any, tuple[int, float]] = {}  # ready() of a worker that lost a batch
         queue: deque[Item] = deque(items)
         started = time.perf_counter()
+        # under --max-cost an admitted request must be a call in flight (runner/budget.py):
+        # batches of one, none queued behind a running one
+        capped = accounts.price is not None
+        ahead = 0 if capped else 1
 
         def pick() -> int | None:
             """The live, unprobed actor with the most room, if any has room."""
             busy = {i for i, _ in probes.values()}
-            free = [i for i in (alive or {}) if i not in busy and load[i] < slots[i] + 1]
+            free = [i for i in (alive or {}) if i not in busy and load[i] < slots[i] + ahead]
             return min(free, key=lambda i: load[i] / slots[i]) if free else None
 
         try:
@@ -416,7 +420,8 @@ class RayPairRun(PairRun):
                         break
                     busy = {i for i, _ in probes.values()}
                     room = sum(slots[i] for i in (alive or slots) if i not in busy)
-                    size = max(1, min(BATCH_ITEMS, math.ceil(len(queue) / max(room, 1))))
+                    size = 1 if capped else max(1, min(BATCH_ITEMS,
+                                                       math.ceil(len(queue) / max(room, 1))))
                     batch: Batch = []
                     while queue and len(batch) < size:
                         cached, admitted = accounts.admit(queue.popleft())
