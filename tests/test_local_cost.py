@@ -319,3 +319,27 @@ def test_pricing_hourly_setting_prices_a_self_hosted_server(tmp_path: Path):
     assert again["results"][0]["usd_per_1k_items"] is not None  # the run's --hourly is kept
     with pytest.raises(InputError, match="api_base"):
         run_benchmark([task], ["openai/x?pricing=hourly"], results_dir=tmp_path, run_id="bad")
+
+
+def test_break_even_and_setup_sections(tfidf_run: Path):
+    from slmbench.analysis.breakeven import break_even, task_comparisons
+    from slmbench.reports.leaderboard import render_markdown
+
+    local = {"model": "l", "usd_per_day": 24 * 0.1, "capacity_per_day": 10 * 86_400}
+    c = break_even(local, {"model": "a", "usd_per_item": 1e-5}, 2e6)
+    assert c["items_per_day"] == pytest.approx(2.4 / 1e-5)
+    assert c["machines"] == math.ceil(2e6 / 864_000)
+    assert c["local_usd_per_month"] == pytest.approx(3 * 2.4 * 30)
+    assert c["api_usd_per_month"] == pytest.approx(1e-5 * 2e6 * 30)
+    # a machine dearer per item than the API even when fully busy never breaks even
+    assert break_even(local, {"model": "a", "usd_per_item": 1e-7}, 10)["items_per_day"] is None
+
+    summary = build_summary(open_run(tfidf_run), PricingOptions(volume_per_day=1e5))
+    (entry,) = summary["results"]
+    p = entry["pricing"]
+    api = {**entry, "model": "openai/x", "pricing": {"basis": "tokens"}, "usd_per_item": 1e-5}
+    ((lo, comp),) = task_comparisons([entry, api], 1e5)
+    assert lo["items_per_s"] == pytest.approx(entry["n_items"] / p["machine_s"])
+    assert comp["items_per_day"] == pytest.approx(p["usd_per_hour"] * 24 / 1e-5)
+    md = render_markdown(summary)
+    assert "## Setup cost (one-off)" in md and "baseline:tfidf-logreg" in md

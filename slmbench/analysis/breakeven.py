@@ -102,3 +102,24 @@ def markdown_section(summaries: Sequence[dict[str, Any]]) -> list[str]:
                          "item. 'never': even fully busy, the machine costs more per item than "
                          f"the API. Months are {DAYS_PER_MONTH} days.\n")
     return parts
+
+
+def setup_section(summaries: Sequence[dict[str, Any]]) -> list[str]:
+    """``## Setup cost (one-off)``: each model's training before its items (a baseline's fit),
+    priced on the same machine and time basis as its items, beside its per-item cost, and
+    amortised over a month at ``--volume``; nothing when no entry had a setup."""
+    rows = []
+    for s in summaries:
+        for e in s.get("results") or []:
+            if e.get("setup_usd") is None or e.get("failed"):
+                continue
+            amortised = e.get("setup_usd_per_1k_items_amortised")
+            rows.append([e["task"], e["model"], f"{e.get('setup_s') or 0:.2f}",
+                         format_usd(e["setup_usd"]), format_usd(e.get("usd_per_1k_items")),
+                         "–" if amortised is None else format_usd(amortised)])
+    if not rows:
+        return []
+    return ["## Setup cost (one-off)\n",
+            md_table(["task", "model", "setup s", "setup $", "$/1k items",
+                      f"setup $/1k items over {DAYS_PER_MONTH} days at --volume"], rows,
+                     ["l", "l", "r", "r", "r", "r"])]

@@ -431,8 +431,9 @@ def render_markdown(summary: dict[str, Any] | Sequence[dict[str, Any]],
         tasks.setdefault(r["task"], []).append(r)
     for task, group in tasks.items():
         parts.extend(_task_section(task, group, multi))
-    from slmbench.analysis.breakeven import markdown_section
+    from slmbench.analysis.breakeven import markdown_section, setup_section
 
+    parts.extend(setup_section(summaries))  # a baseline's training, beside its per-item $
     parts.extend(markdown_section(summaries))  # with --volume: self-hosted vs API
     parts.append("---\n")
     footer = []
