@@ -97,8 +97,14 @@ def test_list_gold_under_string_field_is_refused(tmp_path):
                                                                  "stops": []}}]
     with pytest.raises(InputError) as exc:
         load_items(load_task(_extraction(tmp_path, rows)))
-    assert "list as gold of field 'city', declared type: string (declare type: list)" \
+    assert "2 values as gold of field 'city', declared type: string (declare type: list)" \
         in str(exc.value)
+
+
+def test_one_value_list_gold_under_string_field_still_scores(tmp_path):
+    rows = [{"id": "1", "text": "wake me at 7 am", "fields": {"city": ["7 am"], "stops": []}}]
+    items = load_items(load_task(_extraction(tmp_path, rows)))
+    assert [item.gold["city"] for item in items.items] == [["7 am"]]
 
 
 def test_validate_reports_every_bad_row(tmp_path, capsys):

@@ -74,11 +74,15 @@ class Extraction(TaskKind):
             name = sorted(unknown)[0]
             raise InputError(f"item '{item_id}' has a gold field the task does not declare",
                              file=where, field=f"{cols['fields']}.{name}", value=gold[name])
-        for f in spec.fields:  # a list can never equal one string: the item could not score
-            if f.type != "list" and isinstance(gold.get(f.name), list):
-                raise InputError(f"item '{item_id}' has a list as gold of field '{f.name}', "
-                                 f"declared type: {f.type} (declare type: list)", file=where,
-                                 field=f"{cols['fields']}.{f.name}", value=gold[f.name])
+        from slmbench.scoring.extraction import normalize_value
+
+        for f in spec.fields:  # two values can never equal one string: the item could not score
+            value = gold.get(f.name)
+            if (f.type != "list" and isinstance(value, list)
+                    and len(normalize_value(value, f.type)) > 1):
+                raise InputError(f"item '{item_id}' has {len(value)} values as gold of field "
+                                 f"'{f.name}', declared type: {f.type} (declare type: list)",
+                                 file=where, field=f"{cols['fields']}.{f.name}", value=gold[f.name])
         return {f.name: gold.get(f.name) for f in spec.fields}
 
     def gold_labels(self, gold: Any) -> tuple[Any, ...]:
