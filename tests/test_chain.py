@@ -330,11 +330,15 @@ def test_local_figures_and_costs_from_stored_rows(local_run):
             assert math.fsum(s["total_usd"] for s in by_step) == pytest.approx(
                 entry["total_usd"])
             assert manifest["models"][model]["steps"][1]["settings"]["n_threads"] == 1
+            assert entry["total_usd"] == pytest.approx(wall / 3600, rel=1e-6)  # machine time
         else:
+            # a local model's rows carry their CPU time: priced on the machine's busy time
+            pricing = entry["pricing"]
+            assert pricing["time_basis"] == "busy" and pricing["vcpus"] >= 1
             conc = sum(r["latency_s"] for r in mine) / wall
-            total = sum(r["latency_s"] for r in mine) / 3600 / conc
+            total = (math.fsum(r["cpu_s"] for r in mine) / pricing["vcpus"] / 3600
+                     / max(1.0, conc))
         assert entry["total_usd"] == pytest.approx(total, rel=1e-9)
-        assert entry["total_usd"] == pytest.approx(wall / 3600, rel=1e-6)  # the machine's time
     board = leaderboard_entries([summary])
     assert {r["model"] for r in board if r["task"] == "assistant-chain"} == set(entries)
     md = render_markdown(summary)
