@@ -193,19 +193,80 @@ def test_diff_exit_code_zero_when_sheets_and_map_agree(tmp_path):
 
 def test_diff_of_the_shipped_sheets_names_the_known_disagreements():
     text, code = run_diff([SHIPPED], "2026-12-03")
-    assert code == 1
-    assert "openai/gpt-5.6-sol" in text and "input: sheet 5, litellm 4" in text
+    # every known disagreement is reviewed in pricing/_litellm_reviewed.yaml: shown, exit 0
+    assert code == 0, text
+    assert "0 model(s) disagree, 10 disagree as reviewed" in text
+    assert "openai/gpt-5.6-sol: input: sheet 5, litellm 4" in text
+    assert "why: litellm still has the promotional price" in text
     assert f"litellm {importlib.metadata.version('litellm')} bundled map" in text
-    # from January the Gemini step is a disagreement litellm cannot see
-    jan, _ = run_diff([SHIPPED], "2027-01-02")
-    assert "gemini/gemini-3.7-flash" in jan and "input: sheet 1.5, litellm 0.75" in jan
+    # from January the Gemini step is a disagreement litellm cannot see (reviewed too)
+    jan, code = run_diff([SHIPPED], "2027-01-02")
+    assert code == 0
+    assert "gemini/gemini-3.7-flash: input: sheet 1.5, litellm 0.75" in jan
 
 
-def test_diff_cli_exits_1_and_lists_with_all(tmp_path):
+def _copy_sheets(tmp_path: Path, reviews: str | None) -> Path:
+    import shutil
+
+    mine = tmp_path / "pricing"
+    shutil.copytree(SHIPPED, mine)
+    if reviews is None:
+        (mine / "_litellm_reviewed.yaml").unlink()
+    else:
+        (mine / "_litellm_reviewed.yaml").write_text(reviews)
+    return mine
+
+
+def test_without_reviews_every_disagreement_fails_the_diff(tmp_path):
+    text, code = run_diff([_copy_sheets(tmp_path, None)], "2026-12-03")
+    assert code == 1
+    assert "10 model(s) disagree, 62 agree" in text
+    assert "    input: sheet 5, litellm 4" in text
+
+
+def test_a_review_covers_only_the_figures_it_records(tmp_path):
+    # the review of gpt-5.6-sol records an older litellm input price: the disagreement is new
+    shipped = (SHIPPED / "_litellm_reviewed.yaml").read_text()
+    changed = shipped.replace("      input: [5, 4]\n", "      input: [5, 3.5]\n", 1)
+    assert changed != shipped
+    text, code = run_diff([_copy_sheets(tmp_path, changed)], "2026-12-03")
+    assert code == 1
+    assert "1 model(s) disagree, 9 disagree as reviewed" in text
+    assert "  openai/gpt-5.6-sol (litellm gpt-5.6-sol;" in text
+
+
+@pytest.mark.parametrize(("reviews", "field"), [
+    ("reviewed: {}", "reviewed"),
+    ("reviewed:\n  - model: openai/x\n    differs: {input: [1, 2]}\n", "reviewed[0]"),
+    ("reviewed:\n  - {model: openai/x, why: w, differs: {input: [1]}}\n",
+     "reviewed[0].differs.input"),
+    ("reviewed:\n  - {model: openai/x, why: w, differs: {input: [-1, 2]}}\n",
+     "reviewed[0].differs.input"),
+])
+def test_a_bad_review_file_is_one_line(tmp_path, reviews, field):
+    mine = _copy_sheets(tmp_path, reviews)
+    proc = subprocess.run([sys.executable, "-m", "slmbench", "pricing", "diff", "--on",
+                           "2026-12-03", "--pricing", str(mine)],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "_litellm_reviewed.yaml" in lines[0]
+    assert f"field '{field}'" in lines[0]
+
+
+def test_the_review_file_is_not_read_as_a_sheet():
+    from slmbench.pricing.sheets import sheet_files
+
+    files = sheet_files(SHIPPED)
+    assert files and all(not f.name.startswith("_") for f in files)
+    assert (SHIPPED / "_litellm_reviewed.yaml").is_file()
+
+
+def test_diff_cli_lists_with_all(tmp_path):
     cmd = [sys.executable, "-m", "slmbench", "pricing", "diff", "--on", "2026-12-03"]
     short = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     full = subprocess.run([*cmd, "--all"], capture_output=True, text=True, cwd=REPO)
-    assert short.returncode == 1 and full.returncode == 1
+    assert short.returncode == 0 and full.returncode == 0
     assert "groq (has sheets): " in short.stdout
     assert "    groq/qwen/qwen3.8-27b: 0.8 / 4" in full.stdout
     assert "groq/qwen/qwen3.8-27b" not in short.stdout

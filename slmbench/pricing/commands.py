@@ -150,10 +150,11 @@ def run_diff(dirs: Sequence[str | Path], on: _dt.date | str | None = None,
              list_all: bool = False, litellm_json: str | Path | None = None) -> tuple[str, int]:
     """``pricing diff``: the sheets in effect on ``on`` vs litellm's bundled map; exit code 1
     on any disagreement (see :mod:`slmbench.pricing.diff`)."""
-    from slmbench.pricing.diff import diff_pricebook, load_litellm_map, render
+    from slmbench.pricing.diff import diff_pricebook, load_litellm_map, load_reviews, render
 
     day = _as_date(on) if on is not None else _dt.date.today()
-    report = diff_pricebook(load_pricebook(dirs), load_litellm_map(litellm_json), day)
+    report = diff_pricebook(load_pricebook(dirs), load_litellm_map(litellm_json), day,
+                            load_reviews(dirs))
     return render(report, list_all=list_all, shown=_display_path), report.exit_code
 
 

@@ -7,6 +7,11 @@ provider's change the day a litellm release records it.  Neither side is taken a
 each disagreement is printed with both figures, and ``pricing/README.md`` explains the ones
 that are known.
 
+A disagreement checked by hand is listed, with its reason and both figures, in
+``_litellm_reviewed.yaml`` of a pricing directory.  It is still printed, apart, but does not
+fail the command, so a CI job fails only on what nobody has looked at yet.  The review holds
+the figures themselves: when either side changes, the disagreement is new again.
+
 The map is read as a file (``litellm/model_prices_and_context_window_backup.json`` of the
 installed package, found without importing litellm, which takes seconds and is never imported
 by ``pricing``) and its version comes from ``importlib.metadata``, so the comparison is offline
@@ -229,6 +234,74 @@ def compare(price: TokenPrice, entry: MapPrice) -> tuple[FieldDiff, ...]:
     return tuple(out)
 
 
+REVIEWED_FILE = "_litellm_reviewed.yaml"
+
+
+@dataclass(frozen=True)
+class Review:
+    """A disagreement checked by hand: the model, its fields' (sheet, litellm) figures, why."""
+
+    model: str
+    fields: dict[str, tuple[float | None, float | None]]
+    why: str
+    source: str
+
+    def covers(self, diff: ModelDiff) -> bool:
+        if diff.price.qualified_id.lower() != self.model.lower():
+            return False
+        for fd in diff.diffs:
+            want = self.fields.get(fd.what)
+            if want is None or not (same(want[0], fd.sheet) and same(want[1], fd.litellm)):
+                return False
+        return True
+
+
+def _figure(value: Any, where: str, field_name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+            value) or value < 0:
+        raise InputError("must be a price in USD per 1M tokens (a number >= 0) or null",
+                         file=where, field=field_name, value=value)
+    return float(value)
+
+
+def load_reviews(dirs: Any) -> list[Review]:
+    """The reviewed disagreements of every pricing directory (none where it has no file)."""
+    import yaml
+
+    reviews: list[Review] = []
+    for d in (Path(x) for x in dirs):
+        path = (d if d.is_dir() else d.parent) / REVIEWED_FILE
+        if not path.is_file():
+            continue
+        where = str(path)
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(f"not valid YAML: {exc}".splitlines()[0], file=where) from None
+        entries = doc.get("reviewed") if isinstance(doc, dict) else None
+        if not isinstance(entries, list):
+            raise InputError("must hold a list 'reviewed' of {model, why, differs}", file=where,
+                             field="reviewed", value=entries)
+        for i, e in enumerate(entries):
+            at = f"reviewed[{i}]"
+            if not isinstance(e, dict) or not isinstance(e.get("model"), str) or not str(
+                    e.get("why") or "").strip() or not isinstance(e.get("differs"), dict):
+                raise InputError("needs model, why (not empty) and differs {field: [sheet, "
+                                 "litellm]}", file=where, field=at, value=e)
+            fields: dict[str, tuple[float | None, float | None]] = {}
+            for name, pair in e["differs"].items():
+                if not isinstance(pair, list) or len(pair) != 2:
+                    raise InputError("must be [sheet, litellm] (USD per 1M tokens; null = "
+                                     "none)", file=where, field=f"{at}.differs.{name}",
+                                     value=pair)
+                fields[str(name)] = (_figure(pair[0], where, f"{at}.differs.{name}"),
+                                     _figure(pair[1], where, f"{at}.differs.{name}"))
+            reviews.append(Review(e["model"], fields, " ".join(str(e["why"]).split()), where))
+    return reviews
+
+
 @dataclass
 class DiffReport:
     on: _dt.date
@@ -242,6 +315,8 @@ class DiffReport:
     #: entries left out of ``only_litellm`` because their deprecation date is before ``on``
     retired: dict[str, int]
     sheet_providers: frozenset[str]
+    #: disagreements a review covers: (the disagreement, its review)
+    reviewed: list[tuple[ModelDiff, Review]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -258,8 +333,11 @@ def in_effect(book: PriceBook, on: _dt.date) -> list[TokenPrice]:
     return [seen[k] for k in sorted(seen)]
 
 
-def diff_pricebook(book: PriceBook, lmap: LitellmMap, on: _dt.date) -> DiffReport:
+def diff_pricebook(book: PriceBook, lmap: LitellmMap, on: _dt.date,
+                   reviews: Any = ()) -> DiffReport:
+    """``reviews`` (:func:`load_reviews`) move the disagreements they cover to ``reviewed``."""
     disagree, agree, only_sheets = [], [], []
+    reviewed: list[tuple[ModelDiff, Review]] = []
     for price in in_effect(book, on):
         entry = lmap.find(price)
         if entry is None or not entry.priced:
@@ -267,7 +345,12 @@ def diff_pricebook(book: PriceBook, lmap: LitellmMap, on: _dt.date) -> DiffRepor
             continue
         diffs = compare(price, entry)
         if diffs:
-            disagree.append(ModelDiff(price, entry, diffs))
+            found = ModelDiff(price, entry, diffs)
+            review = next((r for r in reviews if r.covers(found)), None)
+            if review is None:
+                disagree.append(found)
+            else:
+                reviewed.append((found, review))
         else:
             agree.append(price)
     covered = {(p.provider.lower(), k) for p in book.prices for k in p.match_keys()}
@@ -283,7 +366,7 @@ def diff_pricebook(book: PriceBook, lmap: LitellmMap, on: _dt.date) -> DiffRepor
                 continue
             only_litellm.setdefault(provider, []).append(entry)
     return DiffReport(on, lmap, disagree, agree, only_sheets, only_litellm, retired,
-                      frozenset(p.provider.lower() for p in book.prices))
+                      frozenset(p.provider.lower() for p in book.prices), reviewed)
 
 
 def render(report: DiffReport, *, list_all: bool = False,
@@ -292,7 +375,9 @@ def render(report: DiffReport, *, list_all: bool = False,
     m = report.map
     lines = [f"Sheets in effect on {report.on.isoformat()} vs {m.label} "
              f"({shown(str(m.path))}, sha256 {m.sha256[:12]}); USD per 1M tokens.", ""]
-    lines.append(f"{len(report.disagree)} model(s) disagree, {len(report.agree)} agree, "
+    lines.append(f"{len(report.disagree)} model(s) disagree, "
+                 + (f"{len(report.reviewed)} disagree as reviewed, " if report.reviewed else "")
+                 + f"{len(report.agree)} agree, "
                  f"{len(report.only_sheets)} priced only by the sheets, "
                  f"{sum(map(len, report.only_litellm.values()))} priced only by litellm.")
     if report.disagree:
@@ -301,6 +386,12 @@ def render(report: DiffReport, *, list_all: bool = False,
             lines.append(f"  {d.price.qualified_id} (litellm {d.entry.key}; "
                          f"{shown(d.price.sheet_path)})")
             lines += [f"    {fd}" for fd in d.diffs]
+    if report.reviewed:
+        lines += ["", "Reviewed disagreements (each figure as its review records; exit 0 on "
+                  "these):"]
+        for d, review in report.reviewed:
+            lines.append(f"  {d.price.qualified_id}: " + "; ".join(map(str, d.diffs)))
+            lines.append(f"    why: {review.why} ({shown(review.source)})")
     if report.only_sheets:
         lines += ["", "In the sheets, not priced by litellm:"]
         lines += [f"  {p.qualified_id} ({shown(p.sheet_path)})" for p in report.only_sheets]
@@ -338,6 +429,6 @@ def rows_for(book: PriceBook, provider: str, on: _dt.date) -> list[TokenPrice]:
     return [p for p in in_effect(book, on) if p.provider.lower() == provider.lower()]
 
 
-__all__ = ["DiffReport", "FieldDiff", "LitellmMap", "MapPrice", "ModelDiff",
-           "bundled_map_path", "compare", "diff_pricebook", "in_effect", "load_litellm_map",
-           "map_price", "render", "same"]
+__all__ = ["REVIEWED_FILE", "DiffReport", "FieldDiff", "LitellmMap", "MapPrice", "ModelDiff",
+           "Review", "bundled_map_path", "compare", "diff_pricebook", "in_effect",
+           "load_litellm_map", "load_reviews", "map_price", "render", "same"]

@@ -757,13 +757,16 @@ def _parse_hardware(ctx: _Ctx, doc: dict, out: ParsedSheet, sha: str, dir_index:
 
 
 def sheet_files(d: Path) -> list[Path]:
-    """Every ``*.yaml``/``*.yml`` file under ``d`` (recursively, hidden paths skipped), sorted."""
+    """Every ``*.yaml``/``*.yml`` file under ``d`` (recursively, hidden paths skipped), sorted.
+
+    A name starting with ``_`` is a file *about* the sheets (``_litellm_reviewed.yaml``), not a
+    sheet."""
     if d.is_file():
         return [d]
     files = []
     for p in d.rglob("*"):
         rel = p.relative_to(d).parts
-        if any(part.startswith(".") for part in rel):
+        if any(part.startswith(".") for part in rel) or p.name.startswith("_"):
             continue
         if p.suffix.lower() in SHEET_SUFFIXES and p.is_file():
             files.append(p)
