@@ -378,7 +378,10 @@ class ProcessPairRun(PairRun):
         exhausted = False
         window = self.window
         ahead = accounts.price is None  # a backlog only where no cost cap meters the pair
-        wary = False  # the last row was a permanent error: no backlog until a good one
+        # no backlog until a row without a permanent error: a model that cannot run from
+        # its first call (a bad key, a rejected parameter) then never has more items out
+        # than the window, and fail-fast stops it at the calls in flight
+        wary = True
         backlogged = False  # a worker may hold items it has not started
 
         def room(worker: _Worker) -> int:
@@ -392,6 +395,10 @@ class ProcessPairRun(PairRun):
             if not pool.alive:
                 self.stop(f"the {pool.n} worker processes could not be reached")
             while True:
+                # the rows received go to the writer first: a row that stops the pair
+                # (fail-fast, --max-errors) must do so before its freed slot is refilled
+                rows, ready = ready, []
+                yield from rows
                 self._share_window(pool, pair_id, inflight)
                 batches: dict[int, list[tuple[int, Item, Any]]] = {}
                 while (accounts.stop_reason is None and not exhausted
