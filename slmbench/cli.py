@@ -94,9 +94,10 @@ def run(
         "prices by each call's time).")] = None,
     max_errors: Annotated[str | None, typer.Option(
         help="Stop a task × model after N errors, or above a share like 5%.")] = None,
-    max_cost: Annotated[float | None, typer.Option(
-        help="Stop issuing API requests before the estimated spend passes this many USD.")
-    ] = None,
+    max_cost: Annotated[str | None, typer.Option(
+        help="Stop issuing API requests before the estimated spend passes this many USD; "
+        "'estimate': the high $ of the estimate stored for --run-id (`slmbench estimate "
+        "--run-id`).")] = None,
     cache: Annotated[bool, typer.Option(
         help="Reuse stored responses for identical requests (results/.cache).")] = True,
     cascade: Annotated[str | None, typer.Option(
@@ -152,7 +153,7 @@ def run(
         raise InputError("must be at least 1", field="--limit", value=limit)
     if fail_fast < 0:
         raise InputError("must be 0 (never) or more", field="--fail-fast", value=fail_fast)
-    from slmbench.runner.budget import RunStopped
+    from slmbench.runner.budget import RunStopped, resolve_max_cost
     from slmbench.runner.live_cascade import parse_cascade
     from slmbench.runner.shard import parse_shard
 
@@ -163,6 +164,7 @@ def run(
                     if cascade is not None else None)
     models = list(model) if model else ([] if cascade_spec or chain or resume is not None
                                         else list(DEFAULT_MODELS))
+    cap_usd = resolve_max_cost(max_cost, results_dir, run_id)
 
     progress = SilentProgress()
     if not quiet:
@@ -175,7 +177,8 @@ def run(
             options=RunOptions(seed=seed, concurrency=concurrency, limit=limit, sample=sample,
                                shard=parse_shard(shard),
                                executor=executor, workers=workers, ray_address=ray_address,
-                               max_errors=max_errors, max_cost_usd=max_cost, use_cache=cache,
+                               max_errors=max_errors, use_cache=cache,
+                               max_cost_usd=cap_usd,
                                cascade=cascade_spec, chains=tuple(chain or ()),
                                preflight=preflight, fail_fast=fail_fast,
                                pricing=PricingOptions(

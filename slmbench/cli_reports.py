@@ -107,13 +107,14 @@ def report(
     if fmt == "md":
         text = lb.render_markdown(summaries, sort=sort, plot=link,
                                   recommendation=_recommendation_md(runs, floor, confidence),
-                                  warnings=warnings)
+                                  warnings=warnings, estimates=_estimates(runs, summaries))
     elif fmt == "html":
         from slmbench.reports.html import render_html
 
         text = render_html(summaries, sort=sort, manifests=manifests,
                            recommendations=_recommendations(runs, floor, confidence),
-                           floor_given=floor is not None, warnings=warnings)
+                           floor_given=floor is not None, warnings=warnings,
+                           estimates=_estimates(runs, summaries))
     elif fmt == "csv":
         text = lb.render_csv(summaries, sort=sort)
     elif fmt == "json":
@@ -137,6 +138,14 @@ def _manifests(runs: list[Path]) -> list[dict]:
     from slmbench.store import open_run
 
     return [open_run(r).read_manifest() if isinstance(r, (str, Path)) else {} for r in runs]
+
+
+def _estimates(runs: list[Path], summaries: list[dict]) -> list[dict]:
+    """The runs' stored estimates against the summaries shown ("Estimate vs actual")."""
+    from slmbench.reports.estimate import comparisons
+
+    return comparisons(runs, summaries)
+
 
 def _floor(min_accuracy: str | None, confidence: str) -> float | None:
     from slmbench.analysis.gate import parse_fraction

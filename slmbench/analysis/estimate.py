@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slmbench.errors import InputError
 from slmbench.models.base import PRICING_TOKENS, Model, Request
 from slmbench.pricing import token_cost
 from slmbench.pricing.run_costs import PricingOptions, RunCoster
@@ -380,37 +381,110 @@ def save(run_dir: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-def estimate_vs_actual(run_dir: str | Path) -> list[dict[str, Any]]:
+#: the figures set against the run: (key, what the report calls it)
+COMPARED = (("usd", "$"), ("tokens_in", "input tokens"), ("tokens_out", "output tokens"),
+            ("wall_s", "wall time (s)"))
+
+
+def load_estimate(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run folder's stored estimate, or None when it has none."""
+    path = Path(run_dir) / ESTIMATE_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not valid JSON ({exc})", file=path) from None
+    if not isinstance(data, dict) or not isinstance(data.get("pairs", []), list):
+        raise InputError("must hold a JSON object with a 'pairs' list", file=path)
+    return data
+
+
+def estimate_vs_actual(run_dir: str | Path, summary: dict[str, Any] | None = None
+                       ) -> list[dict[str, Any]]:
     """Per task × model of a run with a stored estimate: expected, low, high and actual USD,
     actual ÷ expected, and whether the actual lies in the range. Estimated and run item counts
     may differ (the estimate of a whole split, a run with --sample): the estimate is scaled
-    per item. Empty when the run has no ``estimate.json``."""
+    per item. Empty when the run has no ``estimate.json``.
+
+    ``summary``: the run's summary as a report shows it (rebuilt from rows, perhaps
+    repriced); the stored ``summary.json`` otherwise. ``figures`` holds the same comparison
+    for each of :data:`COMPARED` ($, input and output tokens, wall time), so that a report can
+    show where a wrong estimate went wrong."""
     run_dir = Path(run_dir)
-    path = run_dir / ESTIMATE_FILE
+    est = load_estimate(run_dir)
     summary_path = run_dir / "summary.json"
-    if not path.exists() or not summary_path.exists():
+    if est is None or (summary is None and not summary_path.exists()):
         return []
-    est = json.loads(path.read_text(encoding="utf-8"))
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    if summary is None:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    return compare(est, summary)
+
+
+def compare(est: dict[str, Any], summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """:func:`estimate_vs_actual` of a loaded estimate and summary (pairs the run lacks, or
+    that failed, are left out: they have no actual)."""
     actual = {(e.get("task"), e.get("model")): e for e in summary.get("results") or []}
     out = []
     for pair in est.get("pairs") or []:
         entry = actual.get((pair["task"], pair["model"]))
-        if entry is None:
+        if entry is None or entry.get("failed"):
             continue
         n_act = entry.get("n_items") or entry.get("n") or 0
         scale = n_act / pair["items"] if pair.get("items") else 1.0
         spent = entry.get("total_usd")
         row = {"task": pair["task"], "model": pair["model"], "items_estimated": pair["items"],
                "items_run": n_act, "method": pair.get("method"), "basis": pair.get("basis"),
-               "usd_actual": spent}
+               "run_id": summary.get("run_id"), "usd_actual": spent}
         for key in ("usd_low", "usd_expected", "usd_high"):
             row[key] = None if pair.get(key) is None else pair[key] * scale
         exp, lo, hi = row["usd_expected"], row["usd_low"], row["usd_high"]
         row["actual_over_expected"] = spent / exp if spent is not None and exp else None
         row["within_range"] = (lo <= spent <= hi) if None not in (spent, lo, hi) else None
+        # input tokens and time are totals of the estimated items, output tokens per item
+        ranges = {
+            "usd": (lo, exp, hi, spent),
+            "tokens_in": (*_times(scale, pair, "tokens_in_low", "tokens_in", "tokens_in_high"),
+                          entry.get("tokens_in")),
+            "tokens_out": (*_times(n_act, pair, "out_low", "out_expected", "out_high"),
+                           entry.get("tokens_out")),
+            "wall_s": (*_times(scale, pair, "wall_low_s", "wall_s", "wall_high_s"),
+                       entry.get("wall_s")),
+        }
+        row["figures"] = {key: _versus(*ranges[key]) for key, _ in COMPARED}
         out.append(row)
     return out
+
+
+def _times(factor: float, pair: dict[str, Any], *keys: str) -> tuple[float | None, ...]:
+    return tuple(None if pair.get(k) is None else float(pair[k]) * factor for k in keys)
+
+
+def _versus(low: float | None, expected: float | None, high: float | None,
+            actual: float | None) -> dict[str, Any]:
+    ratio = actual / expected if actual is not None and expected else None
+    within = (low <= actual <= high) if None not in (low, actual, high) else None
+    return {"low": low, "expected": expected, "high": high, "actual": actual,
+            "actual_over_expected": ratio, "within_range": within}
+
+
+def high_usd(run_dir: str | Path) -> float:
+    """``run --max-cost estimate``: the stored estimate's total high $ (the figure the
+    estimate's own output offers as a cap). One clear line when the run has no estimate or
+    the estimate priced nothing."""
+    path = Path(run_dir) / ESTIMATE_FILE
+    est = load_estimate(run_dir)
+    if est is None:
+        raise InputError(f"no stored estimate for run '{Path(run_dir).name}' ({path} not "
+                         "found); write one with `slmbench estimate ... --run-id "
+                         f"{Path(run_dir).name}` or give a USD amount",
+                         field="--max-cost", value="estimate")
+    highs = [p.get("usd_high") for p in est.get("pairs") or [] if isinstance(p, dict)]
+    priced = [float(h) for h in highs if h is not None]
+    if not priced or not sum(priced) > 0:
+        raise InputError(f"the stored estimate ({path}) prices no task × model, so it gives "
+                         "no cap; give a USD amount", field="--max-cost", value="estimate")
+    return sum(priced)
 
 
 def pricing_options(pricing: Any, price_date: str | None, hardware: str | None,

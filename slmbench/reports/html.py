@@ -364,6 +364,17 @@ def _cascade_sweep(recs: Sequence[Any], task: str) -> str:
             "none, or an invalid answer) go to the large model.</p>" + table)
 
 
+def _estimate_vs_actual(rows: Sequence[dict[str, Any]], multi: bool) -> str:
+    """The stored estimate against the run, the markdown report's table (reports/estimate)."""
+    if not rows:
+        return ""
+    from slmbench.reports import estimate as er
+
+    return ("<h2>Estimate vs actual</h2>" + _table(er.HEAD, er.table_rows(rows, multi), left=3)
+            + f"<p>{_e(er.EXPLAIN.replace('`', ''))}</p><ul>"
+            + "".join(f"<li>{_e(n)}</li>" for n in er.notes(rows)) + "</ul>")
+
+
 def _footer(summaries: Sequence[dict[str, Any]], manifests: Sequence[dict[str, Any]]) -> str:
     out = ["<footer><p>Generated from stored results only (no model was called).</p><ul>"]
     for n, s in enumerate(summaries):
@@ -387,10 +398,12 @@ def _footer(summaries: Sequence[dict[str, Any]], manifests: Sequence[dict[str, A
 
 def render_html(summaries: Sequence[dict[str, Any]], *, sort: str | None = None,
                 manifests: Sequence[dict[str, Any]] = (), recommendations: Sequence[Any] = (),
-                floor_given: bool = False, warnings: Sequence[str] = ()) -> str:
+                floor_given: bool = False, warnings: Sequence[str] = (),
+                estimates: Sequence[dict[str, Any]] = ()) -> str:
     """The whole page (module docstring). ``manifests``: the runs' manifests, in the order of
     ``summaries``, for the provenance footer; ``recommendations``: from
-    :func:`slmbench.analysis.recommend.recommend`; ``warnings``: printed under the title."""
+    :func:`slmbench.analysis.recommend.recommend`; ``warnings``: printed under the title;
+    ``estimates``: from :func:`slmbench.reports.estimate.comparisons`."""
     rows = leaderboard_entries(summaries, sort)
     multi = len(summaries) > 1
     from slmbench.reports.plot import style_of
@@ -429,6 +442,7 @@ def render_html(summaries: Sequence[dict[str, Any]], *, sort: str | None = None,
             body.append(f"<details{' open' if n == 0 else ''}><summary>{_e(name)} · accuracy "
                         f"{_e(fmt('accuracy', r['accuracy']))}</summary>"
                         f"{_model_details(r['entry'])}</details>")
+    body.append(_estimate_vs_actual(estimates, multi))
     body.append(_footer(summaries, manifests))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

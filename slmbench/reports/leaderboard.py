@@ -397,8 +397,8 @@ def _task_section(task: str, rows: list[dict[str, Any]], multi: bool) -> list[st
 
 def render_markdown(summary: dict[str, Any] | Sequence[dict[str, Any]],
                     sort: str | None = None, plot: str | None = None,
-                    recommendation: Sequence[str] = (), warnings: Sequence[str] = ()
-                    ) -> str:
+                    recommendation: Sequence[str] = (), warnings: Sequence[str] = (),
+                    estimates: Sequence[dict[str, Any]] = ()) -> str:
     """The leaderboard, per-task sections and a provenance footer as GitHub markdown.
 
     ``plot``: a relative path to an image of the Pareto plot, embedded under the leaderboard.
@@ -406,6 +406,8 @@ def render_markdown(summary: dict[str, Any] | Sequence[dict[str, Any]],
     ``recommendation``: the markdown parts of the recommendation section
     (:func:`slmbench.reports.recommend.markdown_section`), placed after the leaderboard: it is
     built from the runs' rows, which a summary alone does not hold.
+    ``estimates``: the runs' stored estimates set against these summaries
+    (:func:`slmbench.reports.estimate.comparisons`), the "Estimate vs actual" section.
     """
     summaries = [summary] if isinstance(summary, dict) else list(summary)
     rows = leaderboard_entries(summaries, sort)
@@ -431,6 +433,9 @@ def render_markdown(summary: dict[str, Any] | Sequence[dict[str, Any]],
         tasks.setdefault(r["task"], []).append(r)
     for task, group in tasks.items():
         parts.extend(_task_section(task, group, multi))
+    from slmbench.reports.estimate import markdown_section as estimate_section
+
+    parts.extend(estimate_section(estimates, multi))
     from slmbench.analysis.breakeven import markdown_section, setup_section
 
     parts.extend(setup_section(summaries))  # a baseline's training, beside its per-item $

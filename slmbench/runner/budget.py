@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slmbench.errors import InputError, SlmbenchError
@@ -103,9 +104,28 @@ def parse_max_cost(value: float | str | None) -> float | None:
     except (TypeError, ValueError):
         cap = math.nan
     if not math.isfinite(cap) or cap <= 0:
-        raise InputError("must be a positive, finite amount in USD", field="--max-cost",
-                         value=value)
+        raise InputError(f"must be a positive, finite amount in USD or '{FROM_ESTIMATE}'",
+                         field="--max-cost", value=value)
     return cap
+
+
+#: ``--max-cost estimate``: the cap is the high $ of the estimate stored with the run
+FROM_ESTIMATE = "estimate"
+
+
+def resolve_max_cost(value: str | float | None, results_dir: Path, run_id: str | None
+                     ) -> float | None:
+    """``--max-cost`` of ``run``: USD, or :data:`FROM_ESTIMATE`, read from the estimate that
+    ``slmbench estimate --run-id`` stored in the run folder, so that the cap a user checked
+    before the run is the one the run keeps (the manifest records the figure, not the word)."""
+    if isinstance(value, str) and value.strip().lower() == FROM_ESTIMATE:
+        if run_id is None:
+            raise InputError("'estimate' takes the cap from the estimate stored for the run: "
+                             "give --run-id (or --resume)", field="--max-cost", value=value)
+        from slmbench.analysis.estimate import high_usd
+
+        return parse_max_cost(high_usd(Path(results_dir) / run_id))
+    return parse_max_cost(value)
 
 
 class CostCap:
