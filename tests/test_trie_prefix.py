@@ -40,7 +40,17 @@ def _request(text: str, labels: tuple[str, ...] = LABELS) -> Request:
 
 @pytest.fixture(scope="module")
 def model():
+    m = resolve_model("llamacpp:smollm2?n_threads=1&search=exact")
+    m.prepare(None)
+    yield m
+    m.close()
+
+
+@pytest.fixture(scope="module")
+def greedy():
+    """The default search: one walk down the trie, labels ending on the way compete."""
     m = resolve_model("llamacpp:smollm2?n_threads=1")
+    assert m.settings["search"] == "greedy"
     m.prepare(None)
     yield m
     m.close()
@@ -118,6 +128,33 @@ def test_a_label_that_is_a_prefix_wins_when_ending_there_scores_higher(model, sc
     assert found, "no item of this toy set ranks a prefix label first"
     for _, answer, best in found:
         assert answer == best
+
+
+def test_greedy_search_never_passes_over_a_prefix_label_that_scores_higher(greedy, scorer):
+    """The default walk: where a label ends on the way and a longer one continues, the two
+    compete by their full scores, and the confidence is exp(the chosen label's full score)."""
+    prefix_wins = 0
+    for text in TEXTS:
+        request = _request(text)
+        comp = greedy.complete(request)
+        scores = scorer(request)
+        assert comp.extra["answer_logprob"] == pytest.approx(scores[comp.text], abs=1e-3)
+        assert comp.confidence == pytest.approx(math.exp(scores[comp.text]), rel=1e-3)
+        # every label that is a prefix of the answer scored lower than the answer
+        for label in request.choices:
+            if comp.text != label and comp.text.startswith(label):
+                assert scores[label] < scores[comp.text]
+            if label != comp.text and label.startswith(comp.text):
+                # the answer ended where a longer label went on: the walk compared both
+                pass
+        prefix_wins += comp.text in ("atis_flight", "flight")
+    assert prefix_wins >= 1  # the toy set has items where the short label must win
+
+
+def test_greedy_search_decodes_fewer_answer_tokens_than_exact(greedy, model):
+    walked = sum(greedy.complete(_request(t)).extra["answer_tokens_evaluated"] for t in TEXTS)
+    searched = sum(model.complete(_request(t)).extra["answer_tokens_evaluated"] for t in TEXTS)
+    assert walked < searched
 
 
 def test_repeated_items_give_the_same_answer_and_confidence(model):

@@ -4,17 +4,22 @@ Two decoding paths:
 
 * **constrained** (default when the task has a closed answer set): the prompt is evaluated with
   KV-cache reuse of the longest common token prefix with the previous item (the fixed
-  instruction comes first, so only the item is evaluated), then the answer is the choice of the
-  highest log-likelihood, log p(choice's tokens, then the end-of-answer token | prompt), found
-  by a best-first search over a token trie of the choices (exact: the ranking of every choice
-  by its summed log-probabilities, without scoring them all; a choice that is a prefix of
-  another competes through its end token). The **confidence** is exp(that log-likelihood): the
-  model's probability of answering exactly this choice and stopping.
+  instruction comes first, so only the item is evaluated), then the answer is decoded over a
+  token trie of the choices. Every choice is scored by its full log-likelihood, log p(choice's
+  tokens, then the end-of-answer token | prompt), and the **confidence** is exp(that score):
+  the model's probability of answering exactly this choice and stopping. ``search=greedy``
+  (default) follows the most probable token at each branch; a choice that ends on the way (a
+  prefix of a longer one: ``atis_flight`` before ``atis_flight#atis_airline``) competes with
+  the choice the walk completes by that full score, not by its end token against the next
+  token. ``search=exact`` is a best-first search over the trie: the top of the ranking of every
+  choice by its summed log-probabilities, without scoring them all, at the price of more
+  decodes where the model is unsure between many choices.
 * **free**: ``create_chat_completion`` with the GGUF's own chat template (and a JSON-schema
   grammar for extraction unless ``decoding=free``). This is also the "naive" reference path.
 
 Settings (``llamacpp:path.gguf?n_gpu_layers=-1&n_ctx=4096``): ``n_gpu_layers``, ``n_ctx``,
-``n_threads``, ``n_batch``, ``seed``, ``decoding`` (constrained|free), ``prefix_cache``
+``n_threads``, ``n_batch``, ``seed``, ``decoding`` (constrained|free), ``search``
+(greedy|exact, the label search of the constrained path), ``prefix_cache``
 (true|false: false resets the KV cache before every item), ``instances``, ``extra_bufts``
 (auto|true|false: llama.cpp's extra weight buffer types, the CPU repacking; ``auto`` turns them
 off on CPUs with AMX, where ggml's AMX buffer crashes in decode with llama-cpp-python 0.3.36:
@@ -60,6 +65,7 @@ SETTINGS: dict[str, Setting] = {
     "n_batch": Setting(INT, 512, minimum=1, maximum=2**31 - 1),
     "seed": Setting(INT, 0, minimum=-1, maximum=2**32 - 1),
     "decoding": Setting(STR, "constrained", choices=("constrained", "free")),
+    "search": Setting(STR, "greedy", choices=("greedy", "exact")),
     "prefix_cache": Setting(BOOL, True),
     "instances": Setting(INT, 1, minimum=1, maximum=1024),
     "extra_bufts": Setting(STR, "auto", choices=("auto", True, False)),
@@ -328,13 +334,20 @@ class LlamaCppModel(Model):
         return len(tokens) - common
 
     def _complete_choice(self, llm: Any, request: Request) -> Completion:
-        """The label of the highest full-label log-likelihood: log p(label's tokens, then the
-        end of the answer | prompt), found by a best-first search over the label trie.
+        """A label scored by its full log-likelihood: log p(label's tokens, then the end of the
+        answer | prompt).
 
-        Every step adds a log-probability <= 0, so a partial label's score bounds every label
-        that extends it, and the first complete label taken off the queue beats every other
-        one: the ranking of all labels by their summed log-probabilities, without scoring them
-        all. Where one label is a prefix of another (``atis_flight``,
+        ``search=greedy``: one walk down the trie along the most probable token at each branch
+        (one decode per branch, as cheap as a greedy walk ever was). Each label that ends on
+        the way is scored with the end token there, and the best of those and the label the
+        walk completes is the answer: a short label is never passed over because the next
+        token of a longer one beat its end token (the greedy walk's old failure), though a
+        label off the walk's path is never scored.
+
+        ``search=exact``: every step adds a log-probability <= 0, so a partial label's score
+        bounds every label that extends it, and the first complete label taken off the queue
+        beats every other one: the ranking of all labels by their summed log-probabilities,
+        without scoring them all. Where one label is a prefix of another (``atis_flight``,
         ``atis_flight#atis_airline``), "the label ends here" is a candidate like any
         continuation, scored with the end-of-answer token's probability, and a continuation
         counts every token of the longer label, those the trie would force included (a greedy
@@ -378,8 +391,27 @@ class LlamaCppModel(Model):
                                        end, None))
 
         root_logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,))
-        expand(root, (), 0.0, log_probs(root_logits))
         decoded = 0
+        if self.settings.get("search", "greedy") == "greedy":
+            # the most probable token at each branch; each choice ending on the way is a
+            # candidate by its full score, as is the one the walk completes
+            node, answer, score, lp = root, (), 0.0, log_probs(root_logits)
+            ends: list[tuple[float, tuple[int, ...], str]] = []
+            while True:
+                if node.label is not None:
+                    ends.append((score + float(lp[eos]), answer, node.label))
+                if not node.children:
+                    break
+                tok = max(node.children, key=lambda t: float(lp[t]))
+                path, node = node.follow(tok)
+                rows = self._decode_answer(llm, base, answer, tuple(path))
+                decoded += len(rows)
+                score += float(lp[tok]) + sum(float(log_probs(rows[i - 1])[path[i]])
+                                              for i in range(1, len(path)))
+                answer, lp = answer + tuple(path), log_probs(rows[-1])
+            score, out, label = max(ends, key=lambda e: e[0])
+            return self._choice_completion(label, score, out, tokens, evaluated, decoded)
+        expand(root, (), 0.0, log_probs(root_logits))
         while True:
             neg, _, answer, path, node, label = heapq.heappop(queue)
             if label is not None:
@@ -393,6 +425,11 @@ class LlamaCppModel(Model):
                 score += float(log_probs(rows[i - 1])[path[i]])
             assert node is not None
             expand(node, answer + path, score, log_probs(rows[-1]))
+        return self._choice_completion(label, score, out, tokens, evaluated, decoded)
+
+    @staticmethod
+    def _choice_completion(label: str, score: float, out: tuple[int, ...], tokens: list[int],
+                           evaluated: int, decoded: int) -> Completion:
         return Completion(
             text=label, latency_s=0.0, tokens_in=len(tokens), tokens_out=len(out),
             token_source="gguf", confidence=min(1.0, math.exp(score)),
