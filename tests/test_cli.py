@@ -63,11 +63,16 @@ def test_resume_fills_only_missing_items(tmp_path, capsys):
     base = ["run", str(BUNDLED_TASKS / "banking77_mini.yaml"), "-m", "baseline:tfidf-logreg",
             "--results-dir", str(tmp_path), "--run-id", "part", "-q"]
     assert run_cli([*base, "--limit", "5"], capsys)[0] == 0
+    items = tmp_path / "part" / "items.jsonl"
+    # a bare resume continues the run as it was started: its --limit 5 included
+    assert run_cli(["run", "--resume", str(tmp_path / "part"), "-q"], capsys)[0] == 0
+    assert len(items.read_text().splitlines()) == 5
+    # an option given on the resume wins: a larger --limit fills only the missing items
     code, out, err = run_cli(["run", str(BUNDLED_TASKS / "banking77_mini.yaml"),
                               "-m", "baseline:tfidf-logreg", "--resume", str(tmp_path / "part"),
-                              "-q"], capsys)
+                              "--limit", "50", "-q"], capsys)
     assert code == 0, err
-    rows = [json.loads(x) for x in (tmp_path / "part" / "items.jsonl").read_text().splitlines()]
+    rows = [json.loads(x) for x in items.read_text().splitlines()]
     assert len(rows) == 50 and len({r["item_id"] for r in rows}) == 50
 
 
