@@ -432,11 +432,13 @@ def init(
     out: Annotated[Path | None, typer.Option(
         help="Task YAML to write (default: <data>.task.yaml next to the data).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 0,
+    force: Annotated[bool, typer.Option(
+        help="Replace a task file or split files already there.")] = False,
 ) -> None:
     """Write a task YAML from a data file: columns, labels, split and prompt; then validate."""
     from slmbench.tasks.init import init_command
 
-    init_command(data, kind, text, label, out, seed)
+    init_command(data, kind, text, label, out, seed, force)
 
 
 @app.command("validate")

@@ -53,6 +53,20 @@ def test_init_proposes_columns_splits_and_validates(tmp_path, capsys):
     assert code == 0 and stdout.startswith("ok")
 
 
+def test_init_never_overwrites_a_file_unless_forced(tmp_path, capsys):
+    data = _csv(tmp_path / "intents.csv", _rows({"card": 10, "refund": 10, "atm": 5}))
+    out = tmp_path / "task" / "intents.yaml"
+    args = ["init", str(data), "--kind", "classification", "--out", str(out)]
+    assert run_cli(args, capsys)[0] == 0
+    out.write_text(out.read_text() + "# my edit\n")
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"{out}" in err and "would overwrite an existing file" in err
+    assert out.read_text().endswith("# my edit\n")  # untouched
+    assert run_cli([*args, "--force"], capsys)[0] == 0
+    assert "# my edit" not in out.read_text()
+
+
 def test_init_split_is_seeded(tmp_path):
     from slmbench.tasks.init import init_task
 

@@ -146,9 +146,10 @@ def _field_type(values: list[Any]) -> str:
 
 def init_task(data: str | Path, kind: str, *, text: str | None = None,
               label: str | None = None, out: str | Path | None = None,
-              seed: int = 0) -> InitResult:
+              seed: int = 0, force: bool = False) -> InitResult:
     """Write a task YAML (and, for a file without split, its train/test files) for ``data``,
-    validate it, and say what to run next."""
+    validate it, and say what to run next. A file already there is a user's (perhaps an
+    edited task): it is replaced only with ``force``."""
     data = Path(data)
     if kind not in INIT_KINDS:
         raise InputError(f"must be one of {', '.join(INIT_KINDS)}", field="--kind", value=kind)
@@ -179,6 +180,12 @@ def init_task(data: str | Path, kind: str, *, text: str | None = None,
         test = [r for r in rows if str(r[split_col]) == "test"]
     else:
         train, test = stratified_split(rows, label_col, seed)
+    targets = [out_path, *(out_dir / f"{name}_{split}.jsonl" for split in ("train", "test"))]
+    there = [str(t) for t in targets if t.exists()]
+    if there and not force:
+        raise InputError("would overwrite an existing file (give --force to replace it, or "
+                         "--out for another task file)", file=there[0],
+                         value=", ".join(there[1:]) or None)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
     for split, part in (("train", train), ("test", test)):
@@ -228,11 +235,11 @@ def init_task(data: str | Path, kind: str, *, text: str | None = None,
 
 
 def init_command(data: Path, kind: str, text: str | None, label: str | None,
-                 out: Path | None, seed: int) -> None:
+                 out: Path | None, seed: int, force: bool = False) -> None:
     """What ``slmbench init`` prints."""
     import typer
 
-    res = init_task(data, kind, text=text, label=label, out=out, seed=seed)
+    res = init_task(data, kind, text=text, label=label, out=out, seed=seed, force=force)
     label_text = f", label column '{res.label}' ({len(res.labels)} labels)" if res.label else ""
     typer.echo(f"wrote {res.task_path}: text column '{res.text}'{label_text}, "
                f"{res.n_train} train / {res.n_test} test items")
