@@ -316,6 +316,9 @@ def test_end_to_end_tfidf_to_api_cascade(tmp_path, capsys, monkeypatch):
     from slmbench.pricing.run_costs import PricingOptions
     from slmbench.runner.run import RunOptions, run_benchmark
 
+    # the default machine is the sheet's match for the machine that ran: pin a 2-core one
+    monkeypatch.setattr("slmbench.machine.usable_cores", lambda: 2)
+    monkeypatch.setattr("slmbench.machine.gpus", lambda timeout_s=5.0: [])
     path = BUNDLED_TASKS / "support_routing.yaml"
     small = run_benchmark([path], ["baseline:tfidf-logreg"], results_dir=tmp_path,
                           run_id="small", options=RunOptions(pricing=PricingOptions(
@@ -333,14 +336,15 @@ def test_end_to_end_tfidf_to_api_cascade(tmp_path, capsys, monkeypatch):
     assert all(r["confidence"] == pytest.approx(math.exp(-0.05)) for r in l_rows.values())
     assert sum(r["correct"] for r in l_rows.values()) == 35
 
-    # per-row costs recomputed from the rows: wall time × $0.08925/h (aws-c7i.large) shared by
-    # the measured concurrency, and tokens × $0.75 / $4.50 per 1M
+    # per-row costs recomputed from the rows: busy time (CPU seconds / the 2 vCPUs of
+    # aws-c7i.large) × $0.08925/h, over the calls' overlap, and tokens × $0.75 / $4.50 per 1M
     timing = json.loads((small.run.path / "manifest.json").read_text())["timings"][0]
     conc = sum(r["latency_s"] for r in s_rows.values()) / timing["wall_s"]
-    s_cost = {i: r["latency_s"] * 0.08925 / 3600 / conc for i, r in s_rows.items()}
+    s_entry = small.summary["results"][0]
+    assert s_entry["pricing"]["time_basis"] == "busy" and s_entry["pricing"]["vcpus"] == 2
+    s_cost = {i: r["cpu_s"] / 2 * 0.08925 / 3600 / max(1.0, conc) for i, r in s_rows.items()}
     l_cost = {i: (r["tokens_in"] * 0.75 + r["tokens_out"] * 4.50) / 1e6
               for i, r in l_rows.items()}
-    s_entry = small.summary["results"][0]
     assert sum(s_cost.values()) == pytest.approx(s_entry["total_usd"])
 
     model = f"{LARGE}?api_base=http://elsewhere/v1&logprobs=true"  # settings are ignored

@@ -99,7 +99,10 @@ def test_local_model_priced_by_busy_time_and_hourly_rate(tmp_path):
     assert entry["total_usd"] == pytest.approx(timing["wall_s"] * 1.006 / 3600)
 
 
-def test_default_cpu_rate_and_hardware_sheet(tmp_path):
+def test_default_cpu_rate_and_hardware_sheet(tmp_path, monkeypatch):
+    # the default machine is the sheet's match for the machine that ran: pin a 2-core one
+    monkeypatch.setattr("slmbench.machine.usable_cores", lambda: 2)
+    monkeypatch.setattr("slmbench.machine.gpus", lambda timeout_s=5.0: [])
     result = run_benchmark([BUNDLED_TASKS / "banking77_mini.yaml"], ["baseline:tfidf-logreg"],
                            results_dir=tmp_path, run_id="cpu",
                            options=RunOptions(limit=5))
