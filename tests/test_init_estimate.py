@@ -166,6 +166,9 @@ def test_estimate_counts_openai_tokens_exactly_and_prices_the_range(tmp_path):
     price = load_pricebook(default_pricing_dirs()).lookup(model, dt.date(2026, 11, 22))
     assert est.usd_low == pytest.approx(sum(token_cost(price, t, est.out_low) for t in ins))
     assert est.usd_high == pytest.approx(sum(token_cost(price, t, 32) for t in ins))
+    # a fractional expected output is priced as what it is, not rounded to whole tokens
+    assert est.usd_expected == pytest.approx(sum(
+        token_cost(price, t, 0) + est.out_expected * price.output / 1e6 for t in ins))
     assert est.usd_low < est.usd_expected < est.usd_high
     assert data["pairs"][0]["usd_expected"] == est.usd_expected
     assert "tiktoken o200k_base" in render([est])

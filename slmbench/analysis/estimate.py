@@ -228,7 +228,11 @@ def estimate_pair(task: LoadedTask, model: Model, coster: RunCoster, *, concurre
         est.notes.append(f"unpriced: no sheet row in effect on {coster.on}")
     else:
         def usd(scale: float, out: float) -> float:
-            return sum(token_cost(price, round(t * scale), round(out)) for t in ins)
+            # an expected output of 6.45 tokens costs 6.45 tokens' worth: interpolate between
+            # the whole counts (prices are linear within a tier)
+            low, frac = math.floor(out), out - math.floor(out)
+            return sum((1 - frac) * token_cost(price, round(t * scale), low)
+                       + frac * token_cost(price, round(t * scale), low + 1) for t in ins)
 
         est.usd_low = usd(1 - spread, est.out_low)
         est.usd_expected = usd(1.0, est.out_expected)
