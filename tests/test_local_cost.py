@@ -153,14 +153,35 @@ def test_gpu_run_matches_a_gpu_row_or_stays_unpriced(tfidf_run: Path, tmp_path: 
     assert entry["pricing"]["hardware"] == "aws-g6.xlarge"
     assert entry["pricing"]["time_basis"] == "wall"  # CPU time says nothing of a GPU's
 
-    def h200(m):
+    def b200(m):
         gpu(m)
-        m["machine"]["gpus"] = ["NVIDIA H200"]
+        m["machine"]["gpus"] = ["NVIDIA B200"]
 
-    summary = build_summary(open_run(_copy(tfidf_run, tmp_path / "h200", edit_manifest=h200)))
+    summary = build_summary(open_run(_copy(tfidf_run, tmp_path / "b200", edit_manifest=b200)))
     assert summary["results"][0]["usd_per_1k_items"] is None
     assert any("no hardware sheet machine matches the machine that ran (4 usable cores, 1× "
-               "NVIDIA H200)" in w for w in summary["warnings"])
+               "NVIDIA B200)" in w for w in summary["warnings"])
+
+
+def test_h200_run_is_priced_on_a_rented_single_gpu_row(tfidf_run: Path, tmp_path: Path):
+    """pricing/hardware/2026-12-03.yaml adds rented single-GPU rows: an H200 run, unpriced
+    before, now takes the H200 pod's rate, and a GH200 (another chip) is not taken for it."""
+    def gpu(name):
+        def edit(m):
+            m["machine"].update(usable_cores=4, gpus=[name], gpu_count=1, arch="x86_64")
+            m["models"]["baseline:tfidf-logreg"]["capabilities"]["gpu_offload"] = True
+        return edit
+
+    (l4,) = build_summary(open_run(_copy(tfidf_run, tmp_path / "l4",
+                                         edit_manifest=gpu("NVIDIA L4"))))["results"]
+    (h200,) = build_summary(open_run(_copy(tfidf_run, tmp_path / "h200",
+                                           edit_manifest=gpu("NVIDIA H200"))))["results"]
+    assert h200["pricing"]["hardware"] == "runpod-h200-pod"
+    assert h200["pricing"]["usd_per_hour"] == 4.59
+    # the same wall time on both machines: the dollars differ by the hourly rates alone
+    assert h200["total_usd"] == pytest.approx(l4["total_usd"] * 4.59 / 0.8048, rel=1e-9)
+    assert MachineSpec.from_text("1x NVIDIA GH200 96 GB, 64 vCPU (arm64 Grace CPU)").matches(
+        {"arch": "x86_64", "gpus": ["NVIDIA H200"]}) is False
 
 
 def test_setup_cost_amortised_at_volume(tfidf_run: Path):

@@ -95,7 +95,7 @@ def test_every_shipped_sheet_passes_check_with_no_problems():
     assert [p for p in check_pricing([SHIPPED]) if p.is_error] == []
     text, code = run_check([SHIPPED], today=NEWEST)
     assert code == 0
-    assert "0 error(s), 0 warning(s) in 22 sheet(s)" in text
+    assert "0 error(s), 0 warning(s) in 23 sheet(s)" in text
 
 
 @pytest.mark.parametrize("rel", sorted(FROZEN_SHEETS))
@@ -640,11 +640,11 @@ def test_directory_name_mismatch_is_a_warning(tmp_path):
 
 def test_list_and_show_commands():
     rows = sheet_rows([SHIPPED], today=COMPILED)
-    assert len(rows) == 22
+    assert len(rows) == 23
     gem = [r for r in rows if r["provider"] == "gemini"]
     assert [r["state"] for r in gem] == ["in effect", "scheduled", "scheduled"]
     table = list_sheets([SHIPPED], today=COMPILED)
-    assert table.row_count == 22
+    assert table.row_count == 23
     text = show_model("gemini-3.8-flash", [SHIPPED], on=dt.date(2027, 1, 2))
     assert "in effect" in text and "superseded" in text and "2027-01-01" in text
     assert "unpriced" in show_model("qwen2.5-7b-instruct", [SHIPPED], on=COMPILED)
