@@ -89,8 +89,8 @@ class ResultRow(_RowRequired, total=False):
     routed: str | None  # routing tasks: the route taken (the fallback for no answer)
     extra: dict[str, Any]  # backend details worth keeping, when there are any
     steps: list[dict[str, Any]]  # a classify → extract pipeline: one entry per step run
-    cpu_s: float | None  # local models: this process's CPU seconds during the call
     shots: list[Any]  # ids of the train items its prompt showed as examples, in order
+    cpu_s: float | None  # local models: this process's CPU seconds during the call
 
 
 #: every key a result row may have, the always-present ones first

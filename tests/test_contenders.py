@@ -238,6 +238,11 @@ def test_embed_logreg_runs_and_is_priced_per_hour(tmp_path, monkeypatch, cls_tas
     assert all(r["confidence_source"] == "classifier-proba" and 0 < r["confidence"] <= 1
                for r in rows)
     assert not any("shots" in r for r in rows)
+    # priced like the TF-IDF baseline: busy time per item, the train split's embedding as setup
+    assert all(r["cpu_s"] is not None and r["cpu_s"] >= 0 for r in rows)
+    timing = next(t for t in result.run.read_manifest()["timings"]
+                  if t["model"] == "baseline:embed-logreg")
+    assert timing["setup_s"] > 0 and timing["setup_cpu_s"] > 0
 
 
 def test_calibration_changes_confidences_and_reports_ece(tmp_path):

@@ -185,29 +185,33 @@ def test_cache_write_and_cost_settle_happen_once_per_fresh_row(tmp_path, ledger,
     """An API model (asyncio loop in-process, worker processes with ``processes``) with some
     items failing, priced and capped; then the same run again, answered from the cache."""
     _, answer = gold_answerer(ROUTING)
-    faults = FaultPlan.always("500", predicate=lambda prompt: len(prompt) % 4 == 0)
+    # the same endpoint both times (the cache never answers one endpoint with another's
+    # response); its faults stop before the second run
+    failing = {"on": True}
+    faults = FaultPlan.always(
+        "500", predicate=lambda prompt: failing["on"] and len(prompt) % 4 == 0)
+    options = RunOptions(executor=executor, workers=2, concurrency=4, retry=FAST_RETRY,
+                         max_cost_usd=1.0, pricing=PricingOptions(price_date="2026-11-22"))
     with FakeOpenAIServer(answer, faults=faults) as server:
         model = f"openai/gpt-5.4-nano?api_base={server.base_url}"
-        options = RunOptions(executor=executor, workers=2, concurrency=4, retry=FAST_RETRY,
-                             max_cost_usd=1.0, pricing=PricingOptions(price_date="2026-11-22"))
         first = run_benchmark([ROUTING], [model], results_dir=tmp_path, run_id="first",
                               options=options)
-    rows = first.run.rows()
-    fresh = _fresh(rows)
-    answered = [r for r in fresh if r["error"] is None]
-    assert len(fresh) == len(rows) == 40 and 0 < len(answered) < 40
-    assert len(ledger["put"]) == len(answered) == len(set(ledger["put"]))
-    assert len(ledger["settle"]) == len(ledger["admit"]) == len(fresh)
-    assert sorted(e for e, _ in ledger["settle"]) == sorted(ledger["admit"])
-    # billed at the real tokens: an answer costs something, an error row nothing
-    assert sum(actual > 0 for _, actual in ledger["settle"]) == len(answered)
-    for seen in ledger.values():
-        seen.clear()
-    with FakeOpenAIServer(answer) as server:
-        model = f"openai/gpt-5.4-nano?api_base={server.base_url}"
+        rows = first.run.rows()
+        fresh = _fresh(rows)
+        answered = [r for r in fresh if r["error"] is None]
+        assert len(fresh) == len(rows) == 40 and 0 < len(answered) < 40
+        assert len(ledger["put"]) == len(answered) == len(set(ledger["put"]))
+        assert len(ledger["settle"]) == len(ledger["admit"]) == len(fresh)
+        assert sorted(e for e, _ in ledger["settle"]) == sorted(ledger["admit"])
+        # billed at the real tokens: an answer costs something, an error row nothing
+        assert sum(actual > 0 for _, actual in ledger["settle"]) == len(answered)
+        for seen in ledger.values():
+            seen.clear()
+        failing["on"] = False
+        before = len(server.calls)
         again = run_benchmark([ROUTING], [model], results_dir=tmp_path, run_id="again",
                               options=options)
-        calls = len(server.calls)
+        calls = len(server.calls) - before
     assert calls == 40 - len(answered)  # the failed items only; answers came from the cache
     assert sum(r["cached"] for r in again.run.rows()) == len(answered)
     assert len(ledger["put"]) == calls and len(ledger["settle"]) == calls

@@ -188,7 +188,7 @@ def test_gold_outside_the_label_set_or_missing_is_refused(tmp_path):
     path = _task(tmp_path, [{"id": "1", "text": "x", "labels": ["a", "z"]}])
     with pytest.raises(InputError, match="not in the label set") as exc:
         load_items(load_task(path))
-    assert (exc.value.field, exc.value.value) == ("labels", "z")
+    assert exc.value.field == "labels" and "'z' (1 in test)" in str(exc.value)
     path = _task(tmp_path, [{"id": "1", "text": "x", "labels": None}])
     with pytest.raises(InputError, match="has no gold labels"):
         load_items(load_task(path))
