@@ -106,13 +106,15 @@ def report(
         link = plot.as_posix()
     if fmt == "md":
         text = lb.render_markdown(summaries, sort=sort, plot=link,
-                                  recommendation=_recommendation_md(runs, floor, confidence),
+                                  recommendation=_recommendation_md(runs, floor, confidence,
+                                                                    volume),
                                   warnings=warnings, estimates=_estimates(runs, summaries))
     elif fmt == "html":
         from slmbench.reports.html import render_html
 
         text = render_html(summaries, sort=sort, manifests=manifests,
-                           recommendations=_recommendations(runs, floor, confidence),
+                           recommendations=_recommendations(runs, floor, confidence,
+                                                            volume),
                            floor_given=floor is not None, warnings=warnings,
                            estimates=_estimates(runs, summaries))
     elif fmt == "csv":
@@ -155,16 +157,18 @@ def _floor(min_accuracy: str | None, confidence: str) -> float | None:
     return None if min_accuracy is None else parse_fraction(min_accuracy, "--min-accuracy")
 
 
-def _recommendations(runs: list[Path], floor: float | None, confidence: str) -> list:
+def _recommendations(runs: list[Path], floor: float | None, confidence: str,
+                     volume: float | None = None) -> list:
     from slmbench.analysis.recommend import recommend
 
-    return recommend(runs, floor or 0.0, confidence=confidence)
+    return recommend(runs, floor or 0.0, confidence=confidence, volume_per_day=volume)
 
 
-def _recommendation_md(runs: list[Path], floor: float | None, confidence: str) -> list[str]:
+def _recommendation_md(runs: list[Path], floor: float | None, confidence: str,
+                       volume: float | None = None) -> list[str]:
     from slmbench.reports.recommend import markdown_section
 
-    return markdown_section(_recommendations(runs, floor, confidence),
+    return markdown_section(_recommendations(runs, floor, confidence, volume),
                             floor_given=floor is not None)
 
 
@@ -336,7 +340,7 @@ def recommend(
         help="Only this task (default: each task of the runs).")] = None,
     volume: Annotated[str | None, typer.Option(
         help="Items per day for the $/month figures, e.g. 1e6/day, 3e7/month (default: the "
-        "run's --volume-per-day, else 1e6/day).")] = None,
+        "run's --volume, else 1e6/day).")] = None,
     confidence: Annotated[str, typer.Option(
         help="lower-bound: the floor must be met by the lower bound of the 95% CI; point: by "
         "the accuracy itself.")] = "lower-bound",

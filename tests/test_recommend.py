@@ -131,6 +131,12 @@ def test_report_markdown_has_the_ranking(intent_run, capsys):
     code, out, _ = run_cli(["report", str(intent_run), "--format", "md", "--min-accuracy",
                             "0.85", "--confidence", "point"], capsys)
     assert code == 0 and f"intent: ship {MINI}: 90.0% accuracy" in out
+    assert "per month at 1,000,000 items/day" in out
+    # the report's --volume is the volume the decision is priced at
+    code, out, _ = run_cli(["report", str(intent_run), "--format", "md", "--min-accuracy",
+                            "0.85", "--confidence", "point", "--volume", "2000"], capsys)
+    assert code == 0 and "per month at 2,000 items/day" in out
+    assert "per month at 1,000,000 items/day" not in out
 
 
 @pytest.mark.parametrize("text,value", [("1e6/day", 1e6), ("3e7/month", 1e6),
