@@ -1,8 +1,10 @@
-"""What the trained baselines share: their settings check and the calibration check."""
+"""What the trained baselines share: their settings check, the calibration check, and how an
+answer is timed (wall and CPU time, so both price on the same basis)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from slmbench.errors import InputError
@@ -33,3 +35,15 @@ def check_calibration(task: Any, settings: dict[str, Any]) -> None:
     if settings.get("calibrate") and not kind.calibrates:
         raise InputError(f"calibrate does not apply to kind '{kind.name}'", field="--model",
                          value=f"calibrate={settings['calibrate']}")
+
+
+def timed_prediction(predict: Callable[[str], tuple[str, float | None]], text: str) -> Any:
+    """The classifier's answer as a completion, with its wall and CPU time (the CPU seconds
+    price a dedicated machine's busy time)."""
+    from slmbench.models.base import Completion
+
+    start, cpu = time.perf_counter(), time.process_time()
+    label, confidence = predict(text)
+    return Completion(text=label, latency_s=time.perf_counter() - start,
+                      confidence=confidence, confidence_source="classifier-proba",
+                      cpu_s=time.process_time() - cpu)

@@ -30,7 +30,11 @@ from typing import Any
 
 from slmbench.errors import InputError
 from slmbench.models.base import PRICING_HOURLY, Completion, Model, Request
-from slmbench.models.baselines._settings import check_baseline_settings, check_calibration
+from slmbench.models.baselines._settings import (
+    check_baseline_settings,
+    check_calibration,
+    timed_prediction,
+)
 
 DEFAULT_SETTINGS: dict[str, Any] = {"model": "smollm2", "pooling": "mean", "C": 100.0,
                                      "max_iter": 2000, "seed": 0}
@@ -278,11 +282,7 @@ class EmbedLogReg(Model):
         self.setup_cpu_s = time.process_time() - cpu
 
     def complete(self, request: Request) -> Completion:
-        start, cpu = time.perf_counter(), time.process_time()
-        text, confidence = self._predict(request.text)
-        return Completion(text=text, latency_s=time.perf_counter() - start,
-                          confidence=confidence, confidence_source="classifier-proba",
-                          cpu_s=time.process_time() - cpu)
+        return timed_prediction(self._predict, request.text)
 
     def close(self) -> None:
         llm = getattr(self, "_llm", None)

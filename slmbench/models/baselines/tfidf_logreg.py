@@ -23,7 +23,11 @@ from typing import Any
 
 from slmbench.errors import InputError
 from slmbench.models.base import PRICING_HOURLY, Completion, Model, Request
-from slmbench.models.baselines._settings import check_baseline_settings, check_calibration
+from slmbench.models.baselines._settings import (
+    check_baseline_settings,
+    check_calibration,
+    timed_prediction,
+)
 
 DEFAULT_SETTINGS: dict[str, Any] = {"C": 10.0, "max_iter": 2000, "seed": 0,
                                      "features": "word+char"}
@@ -85,8 +89,4 @@ class TfidfLogReg(Model):
         self._task_name = task.spec.name
 
     def complete(self, request: Request) -> Completion:
-        start, cpu = time.perf_counter(), time.process_time()
-        text, confidence = self._predict(request.text)
-        return Completion(text=text, latency_s=time.perf_counter() - start,
-                          confidence=confidence, confidence_source="classifier-proba",
-                          cpu_s=time.process_time() - cpu)
+        return timed_prediction(self._predict, request.text)
