@@ -218,7 +218,18 @@ def _scaled(factor, jitter: float, seed: int, outliers: int = 0):
     return edit
 
 
+def _measured(rows):
+    """Seeded CPU and wall times in place of this machine's measurement: the test's figures
+    must not hang on how fast (or how coarse a clock) the machine that runs it has."""
+    rng = random.Random(0)
+    for r in rows:
+        r["cpu_s"] = 0.002 * (1 + rng.uniform(-0.3, 0.3))
+        r["latency_s"] = r["cpu_s"] * 1.1
+    return rows
+
+
 def test_gate_passes_noise_and_fails_a_real_slowdown(tfidf_run: Path, tmp_path: Path):
+    tfidf_run = _copy(tfidf_run, tmp_path / "base", edit_rows=_measured)
     noisy = _copy(tfidf_run, tmp_path / "noisy", edit_rows=_scaled(1.0, 0.2, 1, outliers=3))
     check = next(c for c in gate_runs(noisy, tfidf_run).checks if c.name == "cost")
     assert check.figures["increase"] > 0.10  # the $ did move beyond the limit...
