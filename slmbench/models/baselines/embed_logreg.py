@@ -199,7 +199,7 @@ class EmbedLogReg(Model):
                 from sentence_transformers import SentenceTransformer
             except ImportError:
                 raise InputError("st= needs sentence-transformers (pip install "
-                                 "sentence-transformers)", field="--model",
+                                 "'slmbench[st]')", field="--model",
                                  value=f"st={self.settings['st']}") from None
             st = SentenceTransformer(self.settings["st"])
 
