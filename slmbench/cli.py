@@ -15,6 +15,7 @@ import typer
 
 from slmbench.cli_reports import number_option
 from slmbench.errors import InputError, SlmbenchError
+from slmbench.secrets import scrub
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode=None,
                   help="Which model gives the most correct answers per dollar on your task?")
@@ -481,10 +482,10 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except InputError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {scrub(str(exc))}", err=True)
         sys.exit(2)
     except SlmbenchError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {scrub(str(exc))}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("interrupted: rows written so far are kept; re-run with --resume", err=True)
@@ -495,7 +496,7 @@ def main() -> None:
         typer.echo("aborted", err=True)
         sys.exit(130)
     except click_error as exc:  # a usage error: an unknown option or command, a missing value
-        typer.echo(f"error: {_usage_line(exc)}", err=True)
+        typer.echo(f"error: {scrub(_usage_line(exc))}", err=True)
         sys.exit(2)
 
 

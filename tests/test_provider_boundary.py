@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import struct
 import threading
@@ -135,7 +136,9 @@ def test_out_of_range_usage_makes_an_error_row_and_reports_still_work(tmp_path, 
     again = run_benchmark([task], [f"openai/gpt-4o-mini?api_base={server.base}"],
                           results_dir=tmp_path / "res", run_id="u",
                           options=RunOptions(retry=FAST_RETRY, preflight=False))
-    assert again.calls <= 3  # only the error rows may be tried again (the server is gone)
+    # only the 3 error rows are tried again (none is replayed from the cache; the server is
+    # gone, so each fails again)
+    assert again.summary["this_invocation"]["rows"] == 3
 
 
 def test_usage_is_bounded_by_the_models_context_window(tmp_path, task):
@@ -204,6 +207,26 @@ def test_a_torn_line_is_listed_once_after_a_resume(tmp_path, task):
     assert json.loads((run / "summary.json").read_text())["skipped_lines"] == [n + 1]
 
 
+def test_a_completion_with_bad_usage_is_not_cached(tmp_path, task):
+    """An answer whose usage was refused became an error row: a later run asks again instead
+    of replaying the same bad answer from the response cache."""
+    import collections
+
+    seen: collections.Counter = collections.Counter()
+
+    def counting(body: dict[str, Any], headers: dict[str, str]) -> tuple[int, str, bytes]:
+        seen[_user(body)] += 1
+        return usage_server(body, headers)
+
+    with Server(counting) as server:
+        for run_id in ("first", "second"):
+            run_benchmark([task], [f"openai/gpt-4o-mini?api_base={server.base}"],
+                          results_dir=tmp_path / "res", run_id=run_id,
+                          options=RunOptions(retry=FAST_RETRY, preflight=False))
+    assert seen["ok one"] == seen["ok two"] == 1  # the second run's answers came from the cache
+    assert seen["negative usage"] == seen["huge usage"] == 2
+
+
 # -- item 6: secrets -------------------------------------------------------------------------
 
 
@@ -256,6 +279,23 @@ def test_scrub_replaces_key_values_and_key_like_settings(monkeypatch):
     assert redact("Authorization: Bearer abc.def") == "Authorization: Bearer ***"
     assert scrub("tokens_in=5 keyboard_layout_dataset_v2.jsonl") == \
         "tokens_in=5 keyboard_layout_dataset_v2.jsonl"
+
+
+def test_an_error_line_never_prints_a_key_value(tmp_path, task):
+    """The CLI's one-line errors go through the same scrub as rows and the cache: a key pasted
+    into the wrong setting is not echoed back."""
+    import subprocess
+    import sys
+
+    key = "sk-test-pasted-into-the-wrong-place-123456"
+    env = {**os.environ, "OPENAI_API_KEY": key}
+    proc = subprocess.run([sys.executable, "-m", "slmbench", "run", str(task), "-m",
+                           f"openai/gpt-4o-mini?timeout={key}", "--results-dir",
+                           str(tmp_path / "res"), "-q"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert "litellm setting 'timeout'" in proc.stderr
+    assert key not in proc.stderr and key not in proc.stdout
 
 
 # -- item 8: error reasons -------------------------------------------------------------------

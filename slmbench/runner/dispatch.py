@@ -109,7 +109,9 @@ class PairAccounts:
                ) -> ResultRow:
         """The fresh row of ``admitted`` came back (``completion``: its answer, None on an
         error or when the executor did not ship it because nothing caches it)."""
-        if completion is not None and admitted.key is not None and self.cache is not None:
+        # an answer the row refused (usage out of range) is not replayed from the cache
+        if (completion is not None and admitted.key is not None and self.cache is not None
+                and not row.get("error")):
             self.cache.put(admitted.key, completion)
         self.cap.settle(admitted.estimate, self._actual(row))
         self.fresh += 1
