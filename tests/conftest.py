@@ -79,6 +79,20 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, s
     return code, out, err
 
 
+def cli_in_fresh_process(*argvs: list[str]) -> tuple[str, bool]:
+    """Run ``slmbench`` with each argv in turn in one new interpreter, the way a user's shell
+    would start it; returns (stdout, whether litellm was imported): the commands that must
+    stay light (report, gate, recommend) are checked on what a user's process really loads."""
+    code = ("import sys\nfrom slmbench.cli import main\n"
+            f"for argv in {[list(a) for a in argvs]!r}:\n"
+            "    sys.argv = ['slmbench', *argv]\n"
+            "    try:\n        main()\n    except SystemExit:\n        pass\n"
+            "print('litellm loaded' if 'litellm' in sys.modules else 'no litellm')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120).stdout
+    return out, out.strip().endswith("litellm loaded")
+
+
 def free_port() -> int:
     import socket
 

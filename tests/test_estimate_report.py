@@ -11,12 +11,10 @@ from __future__ import annotations
 import html
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLED_TASKS, gold_answerer, run_cli
+from conftest import BUNDLED_TASKS, cli_in_fresh_process, gold_answerer, run_cli
 from fakeserver import FakeOpenAIServer
 
 from slmbench.markdown import format_usd
@@ -165,13 +163,8 @@ def test_max_cost_that_is_neither_usd_nor_estimate_names_both(tmp_path, capsys):
 
 def test_reports_with_the_section_never_import_litellm(estimated_run, tmp_path):
     page = tmp_path / "p.html"
-    code = ("import sys\nfrom slmbench.cli import main\n"
-            f"for fmt, out in (('md', []), ('html', ['--out', {str(page)!r}])):\n"
-            f"    sys.argv = ['slmbench', 'report', {str(estimated_run)!r}, '--format', fmt, "
-            "*out]\n"
-            "    try:\n        main()\n    except SystemExit:\n        pass\n"
-            "print('litellm loaded' if 'litellm' in sys.modules else 'no litellm')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120).stdout
-    assert "## Estimate vs actual" in out and out.strip().endswith("no litellm")
+    out, litellm_loaded = cli_in_fresh_process(
+        ["report", str(estimated_run), "--format", "md"],
+        ["report", str(estimated_run), "--format", "html", "--out", str(page)])
+    assert "## Estimate vs actual" in out and not litellm_loaded
     assert "<h2>Estimate vs actual</h2>" in page.read_text()

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import cli_in_fresh_process, run_cli
 from test_cascade import IDS, LARGE, SMALL, TASK, expected, large_rows, small_rows
 from test_reports import PRICES, TASKS, UNPRICED, intent_data, make_rows, write_run
 
@@ -172,17 +172,9 @@ def test_runs_of_other_items_are_not_paired(tmp_path):
 
 
 def test_recommend_never_imports_litellm(intent_run):
-    import subprocess
-    import sys
-
-    code = ("import sys\nfrom slmbench.cli import main\n"
-            f"sys.argv = ['slmbench', 'recommend', {str(intent_run)!r}, '--min-accuracy', "
-            "'0.75', '--confidence', 'point']\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('litellm loaded' if 'litellm' in sys.modules else 'no litellm')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120).stdout
-    assert "ship openai/gpt-5.4-nano" in out and out.strip().endswith("no litellm")
+    out, litellm_loaded = cli_in_fresh_process(
+        ["recommend", str(intent_run), "--min-accuracy", "0.75", "--confidence", "point"])
+    assert "ship openai/gpt-5.4-nano" in out and not litellm_loaded
 
 
 # ---------------------------------------------------------------------------------------------
