@@ -452,7 +452,7 @@ def validate(tasks: Annotated[list[Path], typer.Argument(help="Task YAML files."
     for line in lines:
         typer.echo(line)
     for exc in errors[:VALIDATE_SHOWN]:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {scrub(str(exc))}", err=True)
     if len(errors) > VALIDATE_SHOWN:
         typer.echo(f"error: … and {len(errors) - VALIDATE_SHOWN} more", err=True)
     if errors:

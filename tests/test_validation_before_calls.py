@@ -280,3 +280,13 @@ def test_result_files_share_one_mode(tmp_path, capsys, cls_task):
     modes = {name: stat.S_IMODE((run / name).stat().st_mode)
              for name in ("items.jsonl", "summary.json", "manifest.json")}
     assert modes == dict.fromkeys(modes, 0o666 & ~mask), modes
+
+
+def test_library_run_id_that_leaves_the_results_folder_is_refused(tmp_path):
+    from slmbench.errors import InputError
+    from slmbench.runner.run import run_benchmark
+
+    with pytest.raises(InputError, match="a run id is one folder name"):
+        run_benchmark([REPO / "tasks" / "support_routing.yaml"], ["baseline:tfidf-logreg"],
+                      results_dir=tmp_path / "results", run_id="../escape")
+    assert not (tmp_path / "escape").exists()

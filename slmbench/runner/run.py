@@ -51,6 +51,7 @@ from slmbench.runner.retry import RetryPolicy
 from slmbench.runner.shard import shard_of
 from slmbench.store import RunDir, row_key
 from slmbench.store.manifest import environment, now_iso
+from slmbench.store.run_dir import check_run_id
 from slmbench.tasks import Item, LoadedTask, load_items, load_task
 from slmbench.tasks.fewshot import check_prompt_settings
 from slmbench.tasks.loading import sample_items
@@ -152,6 +153,8 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
     Raises :class:`RunStopped` (after writing the summary) when ``max_errors`` or ``max_cost``
     ended the run early, and re-raises ``KeyboardInterrupt`` likewise: rows are never lost.
     """
+    if run_id is not None:  # a library caller's id may not leave results_dir either
+        check_run_id(run_id)
     options = options or RunOptions()
     progress = progress or SilentProgress()
     restored: Restored | None = None
