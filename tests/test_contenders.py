@@ -270,3 +270,115 @@ def test_calibration_needs_two_train_items_per_label(tmp_path, cls_task):
     with pytest.raises(InputError, match="at least 2 train items of every label") as exc:
         model.prepare(task)
     assert exc.value.value == "greeting"
+
+
+# -- retrieval by embeddings ------------------------------------------------------------------
+def _llama_unit_vectors(texts: list[str]):
+    """SmolLM2 mean-pooled embeddings straight from llama-cpp-python, unit length: the
+    reference the retrieval is checked against (no slmbench code in between)."""
+    import numpy as np
+    from llama_cpp import Llama
+
+    from slmbench.models.llamacpp import embedded_model_path
+
+    llm = Llama(model_path=str(embedded_model_path("smollm2")), embedding=True,
+                pooling_type=1, n_ctx=512, n_batch=512, n_ubatch=512, n_threads=2,
+                verbose=False)
+    try:
+        vectors = np.asarray(llm.embed(texts, truncate=True), dtype=np.float64)
+    finally:
+        llm.close()
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_similar_by_embed_picks_the_true_nearest_by_embedding_cosine(tmp_path, monkeypatch):
+    import numpy as np
+
+    from slmbench.models.baselines.embed_logreg import EmbeddingVectors
+
+    monkeypatch.setenv("SLMBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    texts = ["my card was declined at the shop", "how do I reset my password",
+             "the payment did not go through", "I want to close my account",
+             "where is my new card", "exchange rate for euros", "cancel my subscription",
+             "my transfer is still pending"]
+    train = [Item(f"t{i}", t, f"l{i % 3}") for i, t in enumerate(texts)]
+    queries = ["why was my card refused", "transfer not arrived yet", "shut down my account"]
+    selector = SimilarSelector(train, 0, EmbeddingVectors.for_retrieval("smollm2"))
+    reference = _llama_unit_vectors(texts + queries)
+    for j, query in enumerate(queries):
+        cosine = reference[:len(texts)] @ reference[len(texts) + j]
+        truth = [int(i) for i in np.argsort(-cosine, kind="stable")[:3]][::-1]
+        assert selector.pick(query, 3) == truth
+        assert np.allclose(selector.scores(query), cosine, atol=1e-4)
+    # embeddings are not TF-IDF: on these paraphrases the two disagree somewhere
+    tfidf = SimilarSelector(train, 0)
+    assert any(tfidf.pick(q, 3) != selector.pick(q, 3) for q in queries)
+    # train and query texts went through the embedding cache: a second selector embeds none
+    again = EmbeddingVectors.for_retrieval("smollm2")
+    SimilarSelector(train, 0, again).prefetch(queries)
+    assert again.owner.train_computed == 0 and again.owner._embedder is None
+
+
+def test_by_embed_is_its_own_variant_with_stored_shots_and_priced_retrieval(tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.setenv("SLMBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    path = _variant_task(tmp_path, {"from": "train", "k": 3})
+    task, answer = _gold_by_item_text(path)
+    with FakeOpenAIServer(answer) as server:
+        base = f"openai/fake?api_base={server.base_url}"
+        tfidf, embed = resolve_model(base), resolve_model(base + "&by=embed")
+        assert embed.name == "openai/fake?by=embed"
+        scorer = ItemScorer(task)
+        assert cache_key(tfidf, scorer.request(task.items[0], tfidf)) != \
+            cache_key(embed, scorer.request(task.items[0], embed))
+        result = run_benchmark([path], [base, base + "&by=embed"], results_dir=tmp_path,
+                               run_id="emb", options=RunOptions(limit=6, use_cache=False))
+        assert len(server.calls) == 12
+        sent = [call["messages"] for call in server.calls]
+    rows = [r for r in result.run.rows() if r["model"] == "openai/fake?by=embed"]
+    assert len(rows) == 6 and all(len(r["shots"]) == 3 for r in rows)
+    # the stored ids are the embedding-nearest train items, and reproduce the prompt
+    from slmbench.models.baselines.embed_logreg import EmbeddingVectors
+
+    selector = SimilarSelector(task.train, 0, EmbeddingVectors.for_retrieval("smollm2"))
+    plan = PromptPlan(task)
+    for row in rows:
+        assert row["shots"] == [task.train[i].id for i in selector.pick(row["input"], 3)]
+        assert plan.messages_for(row["input"], row["shots"]) in sent  # byte for byte
+    tfidf_rows = {r["item_id"]: r["shots"] for r in result.run.rows()
+                  if r["model"] == "openai/fake"}
+    assert any(tfidf_rows[r["item_id"]] != r["shots"] for r in rows)
+    # choosing the examples (embedding train split and items) is stored and priced as setup
+    timing = next(t for t in result.run.read_manifest()["timings"]
+                  if t["model"] == "openai/fake?by=embed")
+    assert timing["retrieval_s"] > 0 and timing["setup_s"] >= timing["retrieval_s"]
+
+
+def test_by_embed_settings_are_checked_before_any_call(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLMBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(InputError, match="by must be one of"):
+        resolve_model("llamacpp:smollm2?k=2&by=bm25")
+    spec = load_task(_variant_task(tmp_path)).raw
+    cases = [({"from": "train", "k": 2, "select": "random", "by": "embed"}, "few_shot.by"),
+             ({"from": "train", "k": 2, "embed_model": "x.gguf"}, "few_shot.embed_model"),
+             ({"from": "train", "k": 2, "by": "cosine"}, "few_shot.by")]
+    for i, (few_shot, field) in enumerate(cases):
+        with pytest.raises(InputError) as exc:
+            load_task(write_task(tmp_path, spec | {"few_shot": few_shot}, f"b{i}.yaml"))
+        assert exc.value.field == field
+    # a missing GGUF (relative to the task file) and by= without examples: 0 calls
+    missing = write_task(tmp_path, spec | {"few_shot": {
+        "from": "train", "k": 2, "by": "embed", "embed_model": "models/none.gguf"}}, "m.yaml")
+    assert load_task(missing).few_shot_from.embed_model == str(tmp_path / "models/none.gguf")
+    with FakeOpenAIServer(lambda body: "x") as server:
+        base = f"openai/fake?api_base={server.base_url}"
+        with pytest.raises(InputError, match="GGUF file not found") as exc:
+            run_benchmark([missing], [base], results_dir=tmp_path, run_id="m")
+        assert exc.value.field == "few_shot.embed_model"
+        with pytest.raises(InputError, match="by= picks retrieved examples"):
+            run_benchmark([_variant_task(tmp_path)], [base + "&by=embed"],
+                          results_dir=tmp_path, run_id="n")
+        with pytest.raises(InputError, match="for select=similar"):
+            run_benchmark([_variant_task(tmp_path)], [base + "&k=2&select=random&by=embed"],
+                          results_dir=tmp_path, run_id="o")
+        assert server.calls == []

@@ -24,7 +24,7 @@ from slmbench.scoring import label_matcher
 from slmbench.secrets import scrub
 from slmbench.store.manifest import now_iso
 from slmbench.tasks import Item, LoadedTask
-from slmbench.tasks.fewshot import PromptPlan
+from slmbench.tasks.fewshot import PROMPT_SETTINGS, FewShotConfig, PromptPlan, Vectors
 from slmbench.tasks.kinds import get_kind
 
 
@@ -42,14 +42,14 @@ class ItemScorer:
             self.plan(None).parts
 
     def plan(self, model: Model | None) -> PromptPlan:
-        """The prompt variant ``model`` asked for (``?prompt=``, ``?k=``, ``?select=``; None:
-        the task's)."""
+        """The prompt variant ``model`` asked for (``?prompt=``, ``?k=``, ``?select=``,
+        ``?by=``; None: the task's)."""
         settings = getattr(model, "settings", None) or {}  # a plugin's model may have none
-        key = (settings.get("prompt"), settings.get("k"), settings.get("select"))
+        key = tuple(settings.get(k) for k in PROMPT_SETTINGS)
         if not getattr(model, "prompted", True):
-            key = (None, 0, None)  # a trained classifier: no examples to choose
+            key = (None, 0, None, None)  # a trained classifier: no examples to choose
         if key not in self._plans:
-            self._plans[key] = PromptPlan(self.task, *key)
+            self._plans[key] = PromptPlan(self.task, *key, vectors=retrieval_vectors)
         return self._plans[key]
 
     def request(self, item: Item, model: Model | None = None) -> Request:
@@ -110,3 +110,11 @@ def usage_ceiling(model: Model) -> int:
     if type(window) is int and window > 0:
         return min(10 * window, MAX_CALL_TOKENS)
     return MAX_CALL_TOKENS
+
+
+def retrieval_vectors(config: FewShotConfig) -> Vectors:
+    """The vectors of ``few_shot.by`` for ``select: similar`` other than TF-IDF: those of the
+    embed baseline (its model and its on-disk embedding cache)."""
+    from slmbench.models.baselines.embed_logreg import EmbeddingVectors
+
+    return EmbeddingVectors.for_retrieval(config.embed_model)

@@ -43,7 +43,7 @@ from slmbench.runner.executors import (
     auto_choice,
     executor_class,
 )
-from slmbench.runner.items import ItemScorer
+from slmbench.runner.items import ItemScorer, retrieval_vectors
 from slmbench.runner.live_cascade import CascadeSpec, escalated_ids, manifest_entry
 from slmbench.runner.pair import PairRun
 from slmbench.runner.progress import Progress, SilentProgress, report_timing
@@ -53,7 +53,7 @@ from slmbench.store import RunDir, row_key
 from slmbench.store.manifest import environment, now_iso
 from slmbench.store.run_dir import check_run_id
 from slmbench.tasks import Item, LoadedTask, load_items, load_task
-from slmbench.tasks.fewshot import check_prompt_settings
+from slmbench.tasks.fewshot import DEFAULT_BY, check_prompt_settings, effective_config
 from slmbench.tasks.loading import sample_items
 
 
@@ -210,6 +210,7 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
         for model in models:
             if model.supports(task.spec.kind):
                 check_prompt_settings(task, model.settings, model.name)
+                _check_retrieval(task, model)
     coster = RunCoster(options.pricing, None)  # bad sheets, dates, --hardware fail here
     if cap.cap is not None:
         for model in models:
@@ -348,6 +349,17 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
         raise interrupted
     return RunResult(run=run, summary=summary, calls=counts.calls, failures=failures.lines,
                      warnings=warnings)
+
+
+def _check_retrieval(task: LoadedTask, model: Model) -> None:
+    """``by: embed`` names a model that exists, checked before any call (not loaded here)."""
+    settings = model.settings
+    config = effective_config(task.spec, settings.get("k"), settings.get("select"),
+                              settings.get("by"))
+    if (config is not None and config.k and getattr(model, "prompted", True)
+            and config.select == "similar"
+            and config.by != DEFAULT_BY):
+        retrieval_vectors(config)
 
 
 def _check_distinct_names(models: list[Model]) -> None:

@@ -14,12 +14,20 @@ answer saw (and a run can be audited or reproduced from them).
 
 How examples are chosen varies, so each way is an object in :data:`SELECTORS`:
 
-* ``similar`` -- the k train items nearest to the item by TF-IDF cosine (ties: earlier train
-  item first), the nearest placed last, next to the item;
+* ``similar`` -- the k train items nearest to the item by cosine (ties: earlier train item
+  first), the nearest placed last, next to the item. Nearness is measured ``by: tfidf`` (the
+  default: word and bigram TF-IDF, fitted on the train split) or ``by: embed`` (sentence
+  embeddings of a GGUF model through llama.cpp, ``embed_model``, default the embedded
+  SmolLM2: the embed baseline's vectors and on-disk cache). Embeddings find paraphrases that
+  share no words, at the price of a model pass per text; which wins on a task is a measured
+  question, so both are rows of one leaderboard (``?by=embed``);
 * ``random`` -- k train items drawn once per task with the seed: a fixed block that is part of
   the cached prefix, the control for ``similar``;
 * ``stratified`` -- like ``random`` but one item per label in turn (most frequent labels
   first), so the examples cover as many labels as k allows.
+
+The task layer does not load models: ``by: embed`` vectors come from the runner, which hands
+:class:`PromptPlan` a factory for them (``vectors=``); ``tfidf`` is built in.
 
 Only kinds whose gold answer is what a few-shot answer looks like (those the baselines train
 on: ``trains_classifier``) can take retrieved examples. Heavy libraries are imported lazily.
@@ -28,9 +36,11 @@ on: ``trains_classifier``) can take retrieved examples. Heavy libraries are impo
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from slmbench.errors import InputError
 
@@ -39,19 +49,58 @@ if TYPE_CHECKING:
     from slmbench.tasks.spec import TaskSpec
 
 #: model settings that pick a prompt variant (what backends accept and name the model by)
-PROMPT_SETTINGS = ("prompt", "k", "select")
-FEW_SHOT_KEYS = ("from", "k", "select", "seed")
+PROMPT_SETTINGS = ("prompt", "k", "select", "by")
+FEW_SHOT_KEYS = ("from", "k", "select", "seed", "by", "embed_model")
 DEFAULT_SELECT = "similar"
+#: how ``similar`` measures nearness (``embed``: vectors the runner supplies)
+BY = ("tfidf", "embed")
+DEFAULT_BY = "tfidf"
+DEFAULT_EMBED_MODEL = "smollm2"
 
 
 @dataclass(frozen=True)
 class FewShotConfig:
-    """``few_shot: {from: train, k: 8, select: similar, seed: 0}`` of a task."""
+    """``few_shot: {from: train, k: 8, select: similar, seed: 0, by: tfidf}`` of a task."""
 
     k: int
     select: str = DEFAULT_SELECT
     seed: int = 0
     source: str = "train"
+    by: str = DEFAULT_BY
+    #: the GGUF (path, or an embedded model's name) whose vectors ``by: embed`` uses
+    embed_model: str = DEFAULT_EMBED_MODEL
+
+
+class Vectors(Protocol):
+    """Texts as vectors of unit length, so that a dot product is their cosine."""
+
+    def fit(self, texts: Sequence[str]) -> None:
+        """Vectorise the train texts (the ones :meth:`scores` compares against)."""
+
+    def transform(self, texts: Sequence[str]) -> list[Any]:
+        """One query vector per text."""
+
+    def scores(self, query: Any) -> Any:
+        """Cosine of ``query`` to every fitted text, a 1-D numpy array in fit order."""
+
+
+class TfidfVectors:
+    """Word and bigram TF-IDF (sublinear tf, L2-normalised rows) fitted on the train split."""
+
+    def fit(self, texts: Sequence[str]) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+        self.matrix = self.vectorizer.fit_transform(list(texts))
+
+    def transform(self, texts: Sequence[str]) -> list[Any]:
+        rows = self.vectorizer.transform(list(texts))
+        return [rows[i] for i in range(rows.shape[0])]
+
+    def scores(self, query: Any) -> Any:
+        import numpy as np
+
+        return np.asarray((self.matrix @ query.T).todense()).ravel()
 
 
 class Selector:
@@ -60,9 +109,12 @@ class Selector:
 
     per_item = False
 
-    def __init__(self, train: Sequence[Item], seed: int) -> None:
+    def __init__(self, train: Sequence[Item], seed: int, vectors: Vectors | None = None) -> None:
         self.train = train
         self.seed = seed
+
+    def prefetch(self, texts: Sequence[str]) -> None:
+        """Get ready to pick for these texts at once (a batch is cheaper than one by one)."""
 
     def pick(self, text: str, k: int, exclude: str | None = None) -> list[int]:
         """Indices into the train items, in prompt order (``exclude``: an item id that must
@@ -73,18 +125,21 @@ class Selector:
 class SimilarSelector(Selector):
     per_item = True
 
-    def __init__(self, train: Sequence[Item], seed: int) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
+    def __init__(self, train: Sequence[Item], seed: int, vectors: Vectors | None = None) -> None:
         super().__init__(train, seed)
-        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-        self.matrix = self.vectorizer.fit_transform([it.text for it in train])
+        self.vectors: Vectors = vectors if vectors is not None else TfidfVectors()
+        self.vectors.fit([it.text for it in train])
+        self._queries: dict[str, Any] = {}
+
+    def prefetch(self, texts: Sequence[str]) -> None:
+        new = [t for t in dict.fromkeys(texts) if t not in self._queries]
+        if new:
+            self._queries.update(zip(new, self.vectors.transform(new), strict=True))
 
     def scores(self, text: str) -> Any:
-        """Cosine similarity of ``text`` to every train item (rows are L2-normalised)."""
-        import numpy as np
-
-        return np.asarray((self.matrix @ self.vectorizer.transform([text]).T).todense()).ravel()
+        """Cosine similarity of ``text`` to every train item."""
+        self.prefetch([text])
+        return self.vectors.scores(self._queries[text])
 
     def pick(self, text: str, k: int, exclude: str | None = None) -> list[int]:
         import numpy as np
@@ -101,7 +156,7 @@ class SimilarSelector(Selector):
 
 
 class RandomSelector(Selector):
-    def __init__(self, train: Sequence[Item], seed: int) -> None:
+    def __init__(self, train: Sequence[Item], seed: int, vectors: Vectors | None = None) -> None:
         super().__init__(train, seed)
         self._cache: dict[int, list[int]] = {}
 
@@ -156,7 +211,12 @@ FEW_SHOT_SCHEMA: dict[str, Any] = {
     "description": ("Few-shot examples retrieved from the train split for each item, placed "
                     "after the instruction (k = 0: none)."),
     "properties": {"from": {"const": "train"}, "k": {"type": "integer", "minimum": 0},
-                   "select": {"enum": list(SELECTORS)}, "seed": {"type": "integer"}},
+                   "select": {"enum": list(SELECTORS)}, "seed": {"type": "integer"},
+                   "by": {"enum": list(BY), "description": "how select: similar measures "
+                          "nearness: TF-IDF cosine, or a GGUF model's embeddings"},
+                   "embed_model": {"type": "string", "minLength": 1,
+                                   "description": "the GGUF (path, relative to the task file, "
+                                   "or an embedded model's name) for by: embed"}},
 }
 PROMPTS_SCHEMA: dict[str, Any] = {
     "type": "object", "minProperties": 1,
@@ -183,12 +243,27 @@ def parse_few_shot_config(v: Any, value: dict[str, Any], kind: Any,
     if select not in SELECTORS:
         raise v.fail(f"must be one of {', '.join(SELECTORS)}", "few_shot.select", select)
     seed = v.get(value, "seed", int, "few_shot", default=0)
+    by = v.get(value, "by", str, "few_shot", default=DEFAULT_BY)
+    if by not in BY:
+        raise v.fail(f"must be one of {', '.join(BY)}", "few_shot.by", by)
+    if by != DEFAULT_BY and select != "similar":
+        raise v.fail("by: picks how select: similar measures nearness; this task selects "
+                     f"'{select}'", "few_shot.by", by)
+    embed_model = v.get(value, "embed_model", str, "few_shot", default=DEFAULT_EMBED_MODEL)
+    if "embed_model" in value and by != "embed":
+        raise v.fail("embed_model is for by: embed", "few_shot.embed_model", embed_model)
+    if not embed_model.strip():
+        raise v.fail("must name a GGUF file or an embedded model", "few_shot.embed_model",
+                     embed_model)
+    if ("/" in embed_model or embed_model.endswith(".gguf")) and v.path is not None:
+        path = Path(embed_model).expanduser()  # a path is read relative to the task file
+        embed_model = str(path if path.is_absolute() else Path(v.path).parent / path)
     if k and not train_split:
         raise v.fail("retrieved examples need dataset.train_split", "few_shot", value)
     if k and not kind.trains_classifier:
         raise v.fail(f"kind '{kind.name}' cannot take examples from its train split",
                      "few_shot", value)
-    return FewShotConfig(k=k, select=select, seed=seed)
+    return FewShotConfig(k=k, select=select, seed=seed, by=by, embed_model=embed_model)
 
 
 def parse_prompts(v: Any, value: Any, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -232,12 +307,19 @@ def check_prompt_settings(task: LoadedTask, settings: dict[str, Any], model: str
         raise InputError(f"task '{spec.name}' has no prompt '{name}' (prompts: {known}); "
                          f"model {model}", file=spec.path, field="prompts", value=name)
     k = settings.get("k")
-    if k is None and settings.get("select") is not None:
-        k = spec.few_shot_from.k if spec.few_shot_from else 0
-        if not k:
-            raise InputError(f"select= picks retrieved examples: give k= too, or few_shot: "
-                             f"{{from: train, k: N}} in the task (model {model})",
-                             file=spec.path, field="few_shot", value=None)
+    for key in ("select", "by"):
+        if k is None and settings.get(key) is not None:
+            k = spec.few_shot_from.k if spec.few_shot_from else 0
+            if not k:
+                raise InputError(f"{key}= picks retrieved examples: give k= too, or "
+                                 f"few_shot: {{from: train, k: N}} in the task (model {model})",
+                                 file=spec.path, field="few_shot", value=None)
+    config = effective_config(spec, settings.get("k"), settings.get("select"),
+                              settings.get("by"))
+    if config is not None and config.by != DEFAULT_BY and config.select != "similar":
+        raise InputError(f"by={config.by} measures nearness for select=similar, not "
+                         f"'{config.select}' (model {model})", file=spec.path,
+                         field="few_shot.by", value=config.by)
     if k is not None and k > 0:
         from slmbench.tasks.kinds import get_kind
 
@@ -262,6 +344,23 @@ def check_setting_values(settings: dict[str, Any]) -> None:
     if "select" in settings and settings["select"] not in SELECTORS:
         raise InputError(f"select must be one of {', '.join(SELECTORS)}", field="--model",
                          value=f"select={settings['select']}")
+    if "by" in settings and settings["by"] not in BY:
+        raise InputError(f"by must be one of {', '.join(BY)}", field="--model",
+                         value=f"by={settings['by']}")
+
+
+def effective_config(spec: TaskSpec, k: int | None = None, select: str | None = None,
+                     by: str | None = None) -> FewShotConfig | None:
+    """The task's ``few_shot`` retrieval with a model's ``?k=``, ``?select=``, ``?by=``."""
+    config = spec.few_shot_from
+    if k is not None:
+        config = replace(config, k=k) if config else FewShotConfig(k=k)
+    if config is not None:
+        if select is not None:
+            config = replace(config, select=select)
+        if by is not None:
+            config = replace(config, by=by)
+    return config
 
 
 def variant_name(name: str, settings: dict[str, Any]) -> str:
@@ -280,7 +379,10 @@ class PromptPlan:
     """One prompt variant of one task: the request parts and each item's messages."""
 
     def __init__(self, task: LoadedTask, prompt: str | None = None,
-                 k: int | None = None, select: str | None = None) -> None:
+                 k: int | None = None, select: str | None = None, by: str | None = None,
+                 vectors: Callable[[FewShotConfig], Vectors] | None = None) -> None:
+        """``vectors``: builds the :class:`Vectors` of a ``by`` other than ``tfidf`` (the
+        runner's; the task layer loads no model)."""
         from slmbench.tasks.kinds import get_kind
         from slmbench.tasks.loading import LoadedTask
 
@@ -289,25 +391,45 @@ class PromptPlan:
                                                              task.fingerprint)
         self.kind = get_kind(spec.kind)
         self.parts = self.kind.request_parts(self.task)
-        config = spec.few_shot_from
-        if k is not None:
-            config = replace(config, k=k) if config else FewShotConfig(k=k)
-        if select is not None and config is not None:
-            config = replace(config, select=select)
+        config = effective_config(spec, k, select, by)
         self.k = config.k if config and task.train else 0
         self.config = config
         self.selector: Selector | None = None
+        #: wall and CPU seconds spent choosing examples (vectorising the train split and the
+        #: items): work a deployment of this variant does too, priced as the pair's setup
+        self.retrieval_s = self.retrieval_cpu_s = 0.0
+        start, cpu = time.perf_counter(), time.process_time()
         if self.k:
-            self.selector = SELECTORS[config.select](task.train, config.seed)
+            chosen: Vectors | None = None
+            if config.select == "similar" and config.by != DEFAULT_BY:
+                if vectors is None:
+                    raise InputError(f"by: {config.by} needs vectors from the runner",
+                                     file=spec.path, field="few_shot.by", value=config.by)
+                chosen = vectors(config)
+            self.selector = SELECTORS[config.select](task.train, config.seed, chosen)
+            self._count(start, cpu)
         # the scored split is the train split: an item must not be its own example
         self._exclude = spec.dataset.split == spec.dataset.train_split
         self._picked: dict[str, tuple[str, ...]] = {}
+        self._prefetched = False
         self._by_id: dict[str, Item] | None = None
 
     def shot_indices(self, item: Item) -> list[int]:
         if self.selector is None:
             return []
-        return self.selector.pick(item.text, self.k, item.id if self._exclude else None)
+        start, cpu = time.perf_counter(), time.process_time()
+        if self.selector.per_item and not self._prefetched:
+            # the task's items in one batch (an embedding model's batch pass, not one per item)
+            self._prefetched = True
+            self.selector.prefetch([it.text for it in self.task.items])
+        try:
+            return self.selector.pick(item.text, self.k, item.id if self._exclude else None)
+        finally:
+            self._count(start, cpu)
+
+    def _count(self, start: float, cpu: float) -> None:
+        self.retrieval_s += time.perf_counter() - start
+        self.retrieval_cpu_s += time.process_time() - cpu
 
     def shot_ids(self, item: Item) -> tuple[str, ...] | None:
         """The train ids of the examples ``item`` gets, in prompt order (None: no retrieval)."""

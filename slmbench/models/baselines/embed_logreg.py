@@ -13,6 +13,9 @@ vectors every time, so they are cached on disk (``$SLMBENCH_CACHE_DIR``, default
 the text: a second run, or another task over the same texts, computes none of them. Test
 items are embedded at answer time, as in production: that is what the hourly price measures.
 
+The same vectors serve few-shot retrieval (``few_shot: {select: similar, by: embed}``):
+:class:`EmbeddingVectors` finds the train items nearest to each item for a prompted model.
+
 ``?st=/path/or/name`` embeds with ``sentence-transformers`` instead (an optional extra, never
 needed by tests); its vectors are cached the same way, keyed by the model's name and path.
 """
@@ -289,6 +292,42 @@ class EmbedLogReg(Model):
         if llm is not None:
             llm.close()
         self._llm = self._embedder = None
+
+
+class EmbeddingVectors:
+    """A GGUF model's sentence embeddings as few-shot retrieval vectors (tasks.fewshot's
+    ``Vectors``): every text, train or item, goes through the embedding cache, so a second
+    run or another model's variant embeds nothing again."""
+
+    def __init__(self, owner: EmbedLogReg) -> None:
+        self.owner = owner
+        self.matrix: Any = None
+
+    @classmethod
+    def for_retrieval(cls, model: str) -> EmbeddingVectors:
+        """Checks ``model`` (a GGUF path or an embedded model's name) without loading it."""
+        try:
+            owner = create({"model": model})
+        except InputError as exc:
+            raise InputError(f"few_shot.embed_model: {exc.reason}", field="few_shot.embed_model",
+                             value=model) from None
+        return cls(owner)
+
+    def _unit(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        vectors = self.owner.embed_train(list(texts)).astype(np.float64)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms > 0, norms, 1.0)
+
+    def fit(self, texts: Sequence[str]) -> None:
+        self.matrix = self._unit(texts)
+
+    def transform(self, texts: Sequence[str]) -> list[Any]:
+        return list(self._unit(texts))
+
+    def scores(self, query: Any) -> Any:
+        return self.matrix @ query
 
 
 def _quiet_stderr() -> Any:
