@@ -243,3 +243,27 @@ def test_pilot_measures_tokens_with_an_interval(tmp_path):
     assert est.wall_low_s <= est.wall_s <= est.wall_high_s
     with pytest.raises(Exception, match="at least 2"):
         estimate_runs([BANKING_MINI], ["llamacpp:smollm2"], pilot=1)
+
+
+def test_estimate_and_pilot_count_the_variant_the_run_sends(tmp_path):
+    """?k=4 sends four retrieved examples per item: the estimate counts them (it once priced
+    the task's bare prompt for every variant), exactly as many tokens as the run reports."""
+    from slmbench.runner.pilot import estimate_runs
+    from slmbench.runner.run import RunOptions, run_benchmark
+
+    (plain, shots), _ = estimate_runs([BANKING_MINI], ["llamacpp:smollm2",
+                                                       "llamacpp:smollm2?k=4"],
+                                      limit=3, warmup=False)
+    assert shots.model == "llamacpp:smollm2?k=4"
+    result = run_benchmark([BANKING_MINI], ["llamacpp:smollm2?k=4&n_threads=2"],
+                           results_dir=tmp_path, run_id="k4",
+                           options=RunOptions(limit=3, use_cache=False))
+    rows = result.run.rows()
+    assert len(rows) == 3 and all(len(r["shots"]) == 4 for r in rows)
+    assert shots.tokens_in == sum(r["tokens_in"] for r in rows)
+    assert shots.tokens_in > plain.tokens_in + 3 * 4 * 5  # four examples of 5+ tokens each
+    (api_plain, api_shots), _ = estimate_runs([BANKING_MINI], [
+        "openai/gpt-4o-mini", "openai/gpt-4o-mini?k=4"], limit=3)
+    assert api_shots.tokens_in > api_plain.tokens_in and api_shots.usd_high > api_plain.usd_high
+    (pilot,), _ = estimate_runs([BANKING_MINI], ["llamacpp:smollm2?k=4"], pilot=3, limit=3)
+    assert pilot.tokens_in == shots.tokens_in  # the pilot sends the variant too

@@ -29,7 +29,7 @@ from slmbench.errors import InputError
 from slmbench.models.base import PRICING_TOKENS, Model, Request
 from slmbench.pricing import token_cost
 from slmbench.pricing.run_costs import PricingOptions, RunCoster
-from slmbench.tasks import LoadedTask, build_messages
+from slmbench.tasks import Item, LoadedTask, build_messages
 from slmbench.tasks.kinds import get_kind
 
 ESTIMATE_FILE = "estimate.json"
@@ -198,17 +198,24 @@ def reasoning_expected(model: Model) -> int:
 # -- the estimate -----------------------------------------------------------------------------
 
 def estimate_pair(task: LoadedTask, model: Model, coster: RunCoster, *, concurrency: int = 8,
-                  timer: Callable[[LoadedTask, Model], list[dict]] | None = None
+                  timer: Callable[[LoadedTask, Model], list[dict]] | None = None,
+                  messages: Callable[[Item], list[dict[str, str]]] | None = None
                   ) -> PairEstimate:
-    """One task × model, calling no model (``timer``: a local model's warm-up rows)."""
+    """One task × model, calling no model (``timer``: a local model's warm-up rows;
+    ``messages``: what the run sends for an item, the model's prompt variant and retrieved
+    examples included -- default the task's own prompt)."""
     n = len(task.items)
     est = PairEstimate(task=task.spec.name, model=model.name, items=n, method="")
-    parts = get_kind(task.spec.kind).request_parts(task)
+    if messages is None:
+        spec = get_kind(task.spec.kind).request_parts(task).prompt_spec
+
+        def messages(item: Item) -> list[dict[str, str]]:
+            return build_messages(spec, item.text)
     if model.pricing != PRICING_TOKENS:
-        return _hourly_estimate(est, task, model, coster, timer)
+        return _hourly_estimate(est, task, model, coster, timer, messages)
     count_text, count_messages, method, exact = _text_counter(model)
     est.method = method
-    ins = [count_messages(build_messages(parts.prompt_spec, it.text)) for it in task.items]
+    ins = [count_messages(messages(it)) for it in task.items]
     est.tokens_in = sum(ins)
     spread = 0.0 if exact else FOREIGN_TOKENIZER_SPREAD
     est.tokens_in_low = int(est.tokens_in * (1 - spread))
@@ -245,15 +252,14 @@ def estimate_pair(task: LoadedTask, model: Model, coster: RunCoster, *, concurre
 
 
 def _hourly_estimate(est: PairEstimate, task: LoadedTask, model: Model, coster: RunCoster,
-                     timer: Callable[[LoadedTask, Model], list[dict]] | None) -> PairEstimate:
+                     timer: Callable[[LoadedTask, Model], list[dict]] | None,
+                     messages: Callable[[Item], list[dict[str, str]]]) -> PairEstimate:
     est.basis = "hourly"
     path = getattr(model, "path", None)
     est.method = "none (priced by the hour)"
     if path is not None and str(path).endswith(".gguf"):
         _, count_messages, est.method, _ = _gguf_counter(Path(path))
-        parts = get_kind(task.spec.kind).request_parts(task)
-        est.tokens_in = sum(count_messages(build_messages(parts.prompt_spec, it.text))
-                            for it in task.items)
+        est.tokens_in = sum(count_messages(messages(it)) for it in task.items)
         est.tokens_in_low = est.tokens_in_high = est.tokens_in
     if timer is None:
         est.notes.append("no warm-up: time and $ unknown")

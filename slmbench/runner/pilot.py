@@ -28,6 +28,7 @@ from slmbench.pricing.run_costs import RunCoster
 from slmbench.runner.items import ItemScorer
 from slmbench.runner.retry import RetryPolicy, call_with_retries
 from slmbench.tasks import LoadedTask
+from slmbench.tasks.fewshot import check_prompt_settings
 from slmbench.tasks.loading import sample_items
 
 
@@ -43,7 +44,7 @@ def measured_rows(task: LoadedTask, model: Model, n: int, seed: int = 0, *,
     policy = RetryPolicy()  # as the run retries: a slow first call must not end the pilot
     for item in items:
         start = time.perf_counter()
-        request = scorer.request(item)
+        request = scorer.request(item, model)  # its prompt variant and examples, as in the run
         comp, error, _, _ = call_with_retries(lambda r=request: model.complete(r), policy)
         if comp is None:
             if strict:
@@ -82,9 +83,11 @@ def estimate_runs(task_paths: list[Path], model_ids: list[str], *, limit: int | 
     estimates = []
     try:
         for task in tasks:
+            scorer = ItemScorer(task)
             for model in models:
                 if not model.supports(task.spec.kind):
                     continue
+                check_prompt_settings(task, model.settings, model.name)
                 if pilot is not None:
                     rows = measured_rows(task, model, pilot, seed)
                     estimates.append(pilot_estimate(task, model, coster, rows,
@@ -92,8 +95,9 @@ def estimate_runs(task_paths: list[Path], model_ids: list[str], *, limit: int | 
                     continue
                 timer = (lambda t, m: warmup_rows(t, m, seed=seed)) \
                     if warmup and not model.remote else None
-                estimates.append(estimate_pair(task, model, coster, concurrency=concurrency,
-                                               timer=timer))
+                estimates.append(estimate_pair(
+                    task, model, coster, concurrency=concurrency, timer=timer,
+                    messages=lambda item, m=model, s=scorer: s.request(item, m).messages))
     finally:
         for model in models:
             model.close()
