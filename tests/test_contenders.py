@@ -382,3 +382,27 @@ def test_by_embed_settings_are_checked_before_any_call(tmp_path, monkeypatch):
             run_benchmark([_variant_task(tmp_path)], [base + "&k=2&select=random&by=embed"],
                           results_dir=tmp_path, run_id="o")
         assert server.calls == []
+
+
+def test_rows_name_their_examples_whatever_the_executor(tmp_path):
+    """Worker processes get the task without its train split: the parent, which chose the
+    examples and built the request, names them in the row (they were missing there)."""
+    path = _variant_task(tmp_path, {"from": "train", "k": 2})
+    task, answer = _gold_by_item_text(path)
+    with FakeOpenAIServer(answer) as server:
+        model = f"openai/fake?api_base={server.base_url}"
+        shots = {}
+        for executor in ("local", "processes"):
+            result = run_benchmark([path], [model], results_dir=tmp_path, run_id=executor,
+                                   options=RunOptions(limit=6, use_cache=False,
+                                                      executor=executor, workers=2))
+            rows = result.run.rows()
+            assert len(rows) == 6 and all(r["correct"] for r in rows)
+            shots[executor] = {r["item_id"]: r["shots"] for r in rows}
+        sent = [call["messages"] for call in server.calls]
+    assert shots["processes"] == shots["local"]
+    plan = PromptPlan(task)
+    by_text = {it.id: it.text for it in task.items}
+    for item_id, ids in shots["processes"].items():
+        assert len(ids) == 2
+        assert sent.count(plan.messages_for(by_text[item_id], ids)) == 2  # once per executor

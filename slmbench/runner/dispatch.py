@@ -114,6 +114,11 @@ class PairAccounts:
                 and not row.get("error")):
             self.cache.put(admitted.key, completion)
         self.cap.settle(admitted.estimate, self._actual(row))
+        # the examples were chosen here, where the request was built: a worker process holds
+        # the task without its train split, so its row cannot name them
+        shots = self.scorer.plan(self.model).shot_ids(admitted.item)
+        if shots is not None:
+            row["shots"] = list(shots)
         self.fresh += 1
         self.latency_sum += row["latency_s"] or 0.0
         return row
