@@ -256,6 +256,23 @@ def test_calibration_changes_confidences_and_reports_ece(tmp_path):
     for m in models:
         assert entries[m]["ece"] is not None and 0 <= entries[m]["ece"] <= 1
         assert not any(math.isnan(c) for c in conf[m])
+    # the reports show each calibrated variant's ECE beside the plain model's (before/after)
+    from slmbench.reports.calibration import table_rows, uncalibrated_name
+    from slmbench.reports.html import render_html
+    from slmbench.reports.leaderboard import render_markdown
+
+    assert uncalibrated_name("baseline:x?C=5&calibrate=isotonic") == "baseline:x?C=5"
+    assert uncalibrated_name("baseline:x?C=5") is None
+    rows = {r[1]: r for r in table_rows([result.summary])}
+    plain = f"{entries[models[0]]['ece']:.3f}"
+    assert rows[models[0]][4:6] == [plain, "–"]
+    for m in models[1:]:
+        assert rows[m][4:6] == [f"{entries[m]['ece']:.3f}", plain]
+        assert rows[m][3] == f"{entries[m]['n_confidence']:,} of {entries[m]['n']:,}"
+    md = render_markdown(result.summary)
+    assert "## Confidence calibration" in md
+    assert f"| {models[1]} | classifier-proba |" in md
+    assert "<h2>Confidence calibration</h2>" in render_html([result.summary])
     with pytest.raises(InputError, match="calibrate must be one of"):
         resolve_model("baseline:tfidf-logreg?calibrate=platt")
 

@@ -375,6 +375,17 @@ def _estimate_vs_actual(rows: Sequence[dict[str, Any]], multi: bool) -> str:
             + "".join(f"<li>{_e(n)}</li>" for n in er.notes(rows)) + "</ul>")
 
 
+def _calibration(summaries: Sequence[dict[str, Any]], multi: bool) -> str:
+    """ECE per model, calibrated variants beside the plain model (reports/calibration)."""
+    from slmbench.reports import calibration
+
+    rows = calibration.table_rows(summaries, multi)
+    if not rows:
+        return ""
+    return ("<h2>Confidence calibration</h2>" + _table(calibration.HEAD, rows, left=3)
+            + f"<p>{_e(calibration.EXPLAIN.replace('`', ''))}</p>")
+
+
 def _footer(summaries: Sequence[dict[str, Any]], manifests: Sequence[dict[str, Any]]) -> str:
     out = ["<footer><p>Generated from stored results only (no model was called).</p><ul>"]
     for n, s in enumerate(summaries):
@@ -443,6 +454,7 @@ def render_html(summaries: Sequence[dict[str, Any]], *, sort: str | None = None,
                         f"{_e(fmt('accuracy', r['accuracy']))}</summary>"
                         f"{_model_details(r['entry'])}</details>")
     body.append(_estimate_vs_actual(estimates, multi))
+    body.append(_calibration(summaries, multi))
     body.append(_footer(summaries, manifests))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

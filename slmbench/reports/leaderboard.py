@@ -436,6 +436,9 @@ def render_markdown(summary: dict[str, Any] | Sequence[dict[str, Any]],
     from slmbench.reports.estimate import markdown_section as estimate_section
 
     parts.extend(estimate_section(estimates, multi))
+    from slmbench.reports.calibration import markdown_section as calibration_section
+
+    parts.extend(calibration_section(summaries, multi))
     from slmbench.analysis.breakeven import markdown_section, setup_section
 
     parts.extend(setup_section(summaries))  # a baseline's training, beside its per-item $
