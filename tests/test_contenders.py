@@ -129,10 +129,16 @@ def test_k_zero_is_the_task_prompt_as_before(tmp_path):
 
     item = task.items[0]
     assert scorer.request(item, model).messages == build_messages(task.spec, item.text)
-    assert "shots" not in scorer.row(model, item, None, "x", 1)
-    # a trained classifier gets no examples whatever the task says
+    row = scorer.row(model, item, None, "x", 1)
+    scorer.name_shots(model, item, row)
+    assert "shots" not in row
+    # the task's own k=4 does name them; a trained classifier gets none whatever the task says
+    task_k = resolve_model("openai/fake?api_base=http://127.0.0.1:9/v1")
+    scorer.name_shots(task_k, item, row)
+    assert len(row.pop("shots")) == 4
     baseline = resolve_model("baseline:tfidf-logreg")
-    assert "shots" not in scorer.row(baseline, item, None, "x", 1)
+    scorer.name_shots(baseline, item, row)
+    assert "shots" not in row
 
 
 def test_variants_get_distinct_names_cache_keys_and_rows(tmp_path):

@@ -97,6 +97,7 @@ class PairAccounts:
         hit = self.cache.get(key) if key is not None else None
         if hit is not None:
             row = self.scorer.row(self.model, item, hit, None, 0)
+            self.scorer.name_shots(self.model, item, row)
             row["cached"] = True
             return row, None
         estimate = self._estimate(request)
@@ -116,9 +117,7 @@ class PairAccounts:
         self.cap.settle(admitted.estimate, self._actual(row))
         # the examples were chosen here, where the request was built: a worker process holds
         # the task without its train split, so its row cannot name them
-        shots = self.scorer.plan(self.model).shot_ids(admitted.item)
-        if shots is not None:
-            row["shots"] = list(shots)
+        self.scorer.name_shots(self.model, admitted.item, row)
         self.fresh += 1
         self.latency_sum += row["latency_s"] or 0.0
         return row

@@ -58,6 +58,14 @@ class ItemScorer:
         return Request(messages=plan.messages(item), text=item.text, choices=choices,
                        json_schema=schema, max_tokens=max_tokens)
 
+    def name_shots(self, model: Model, item: Item, row: dict[str, Any]) -> None:
+        """The train items the prompt of ``item`` showed as examples, in prompt order, as the
+        row's ``shots``. Called where the request was built (the run's own process, see
+        dispatch.PairAccounts): a worker or Ray actor answers without choosing examples."""
+        shots = self.plan(model).shot_ids(item)
+        if shots is not None:
+            row["shots"] = list(shots)
+
     def row(self, model: Model, item: Item, comp: Completion | None, error: str | None,
             attempts: int, permanent: bool = False) -> dict[str, Any]:
         spec = self.task.spec
@@ -75,9 +83,6 @@ class ItemScorer:
         if error is not None and permanent:
             row["error_permanent"] = True
         row.update(self.kind.blank_row(spec))
-        shots = self.plan(model).shot_ids(item)
-        if shots is not None:  # the train items its prompt showed as examples
-            row["shots"] = list(shots)
         if comp is None:
             return row
         comp.text = scrub(comp.text, named=False)  # the cache stores this same object

@@ -23,6 +23,8 @@ libraries (numpy, sklearn) are imported inside methods: kinds are loaded to vali
 """
 
 from __future__ import annotations
+import os
+ENSEMBLE = os.environ.get("ENS", "1") == "1"
 
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -314,7 +316,7 @@ def calibrated(clf: Any, method: str, labels: Sequence[str], task: LoadedTask) -
         rare = min(Counter(labels).items(), key=lambda kv: kv[1])[0]
         raise InputError("calibrate needs at least 2 train items of every label",
                          file=task.spec.path, field="dataset.train_split", value=rare)
-    return CalibratedClassifierCV(clf, method=method, cv=folds)
+    return CalibratedClassifierCV(clf, method=method, cv=folds, ensemble=ENSEMBLE)
 
 
 def _label_rows(entry: dict[str, Any]) -> list[list[Any]]:
