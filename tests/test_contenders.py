@@ -283,6 +283,48 @@ def test_calibration_changes_confidences_and_reports_ece(tmp_path):
         resolve_model("baseline:tfidf-logreg?calibrate=platt")
 
 
+def test_temperature_scaling_keeps_every_answer_and_fits_the_train_folds(tmp_path):
+    """calibrate=temperature rescales the logits by one number: the answers (and so accuracy
+    and cost) are the plain model's, only the confidences move; T minimises the train split's
+    cross-validated log-loss."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from slmbench.tasks.kinds.calibration import temperature_scaled
+
+    models = ["baseline:tfidf-logreg", "baseline:tfidf-logreg?calibrate=temperature"]
+    result = run_benchmark([BANKING], models, results_dir=tmp_path, run_id="temp")
+    rows = {m: {r["item_id"]: r for r in result.run.rows() if r["model"] == m} for m in models}
+    plain, scaled = rows[models[0]], rows[models[1]]
+    assert len(plain) == len(scaled) == 50
+    assert all(scaled[i]["answer"] == plain[i]["answer"] for i in plain)
+    assert any(abs(scaled[i]["confidence"] - plain[i]["confidence"]) > 1e-3 for i in plain)
+    entries = _entries(result.summary, "banking77-mini")
+    assert entries[models[1]]["accuracy"] == entries[models[0]]["accuracy"]
+    # on a toy problem: T is where the cross-validated log-loss is lowest
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(c, 1.0, size=(40, 2)) for c in ((0, 0), (1.5, 0), (0, 1.5))])
+    y = np.repeat(["a", "b", "c"], 40)
+    model = temperature_scaled(LogisticRegression(C=100.0), 4).fit(x, y)
+    logits = cross_val_predict(LogisticRegression(C=100.0), x, y, method="decision_function",
+                               cv=StratifiedKFold(4, shuffle=True, random_state=0))
+    gold = np.searchsorted(model.classes_, y)
+
+    def nll(t: float) -> float:
+        z = logits / t
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        return float(-np.log(p[np.arange(len(y)), gold]).mean())
+
+    t = model.temperature_
+    assert t != pytest.approx(1.0, abs=0.05)
+    assert nll(t) <= min(nll(t * 0.9), nll(t * 1.1), nll(1.0))
+    proba = model.predict_proba(x)
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert (model.predict(x) == model.clf_.predict(x)).all()
+
+
 def test_calibration_needs_two_train_items_per_label(tmp_path, cls_task):
     rows = [{"id": "g", "text": "hello", "label": "greeting"},
             {"id": "f1", "text": "bye", "label": "farewell"},

@@ -3,9 +3,9 @@
 A cascade sends an item on when the first model's confidence is below a threshold, so a
 threshold means the same thing across models only if their confidences are calibrated: an
 answer given at 0.8 is right about 80 % of the time. Expected calibration error (ECE, computed
-with the scores from the stored rows) says how far each model is from that. A baseline run with
-``?calibrate=isotonic|sigmoid`` is set against the same model without it, so the table shows
-the ECE before and after calibration side by side. Only entries whose rows carry confidences
+with the scores from the stored rows) says how far each model is from that. A baseline run
+with ``?calibrate=`` is set against the same model without it, so the table shows the ECE
+before and after calibration side by side. Only entries whose rows carry confidences
 are listed; the section is left out when none do.
 """
 

@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from slmbench.errors import InputError
+from slmbench.tasks.kinds.calibration import CALIBRATORS
 
-CALIBRATION = ("isotonic", "sigmoid")
+CALIBRATION = tuple(CALIBRATORS)
 
 
 def check_baseline_settings(baseline: str, settings: dict[str, Any], defaults: dict[str, Any],

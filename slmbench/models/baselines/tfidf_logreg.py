@@ -10,8 +10,9 @@ The features are the baseline's; what is learnt from them is the task kind's
 ``trains_classifier`` are the ones this baseline runs on.
 
 ``features=word`` drops the char n-grams: a cheaper, slightly less accurate classifier, which
-makes an honest small → large cascade pair with the default one. ``calibrate=isotonic|sigmoid``
-calibrates its probabilities by cross-validation on the train split (compare the ECE of both).
+makes an honest small → large cascade pair with the default one. ``calibrate=temperature|
+isotonic|sigmoid`` calibrates its probabilities by cross-validation on the train split
+(tasks/kinds/calibration.py; compare the ECE of both).
 Settings that differ from the defaults are part of the model's name, so both can sit in one
 run.
 """

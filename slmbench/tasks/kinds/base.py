@@ -23,8 +23,6 @@ libraries (numpy, sklearn) are imported inside methods: kinds are loaded to vali
 """
 
 from __future__ import annotations
-import os
-ENSEMBLE = os.environ.get("ENS", "1") == "1"
 
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -272,6 +270,8 @@ class TaskKind:
                                  random_state=settings["seed"])
         method = settings.get("calibrate")
         if method:
+            from slmbench.tasks.kinds.calibration import calibrated
+
             clf = calibrated(clf, method, labels, task)
         pipeline = make_pipeline(features, clf).fit(texts, labels)
 
@@ -300,23 +300,6 @@ class TaskKind:
     def report_details(self, entry: dict[str, Any]) -> list[str]:
         """The per-label table, the most confused pairs and the calibration of a model."""
         return label_parts(entry)
-
-
-def calibrated(clf: Any, method: str, labels: Sequence[str], task: LoadedTask) -> Any:
-    """``clf`` wrapped so that its probabilities are calibrated (``isotonic`` or ``sigmoid``)
-    by cross-validation on the train split: a cascade threshold of 0.9 then means about 90 %
-    right for every baseline, not a different thing per model. Each fold must hold every
-    label, so the folds are at most the rarest label's count (at most 5)."""
-    from collections import Counter
-
-    from sklearn.calibration import CalibratedClassifierCV
-
-    folds = min(5, min(Counter(labels).values()))
-    if folds < 2:
-        rare = min(Counter(labels).items(), key=lambda kv: kv[1])[0]
-        raise InputError("calibrate needs at least 2 train items of every label",
-                         file=task.spec.path, field="dataset.train_split", value=rare)
-    return CalibratedClassifierCV(clf, method=method, cv=folds, ensemble=ENSEMBLE)
 
 
 def _label_rows(entry: dict[str, Any]) -> list[list[Any]]:
