@@ -131,7 +131,7 @@ def main() -> int:
     out = (args.results_dir if not args.table else args.table[0].parent) / "contenders.md"
     subprocess.run([sys.executable, "-m", "slmbench", "report", *map(str, runs),
                     "--format", "md", "--out", str(out), "--plot",
-                    str(out.with_suffix(".png"))], check=True)
+                    out.with_suffix(".png").name], check=True)  # relative to the markdown
     print(f"# leaderboard and Pareto plot: {out}, {out.with_suffix('.png')}")
     return 0
 
