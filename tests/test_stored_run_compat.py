@@ -27,7 +27,8 @@ API_MODELS = {"openai/fake": "fake", "openai/gpt-4o-mini": "gpt-4o-mini"}  # nam
 STORED = ("items.jsonl", "manifest.json", "summary.json")
 # what the current code adds to the old report, by design
 NEW_MD_COLUMNS = {"truncated"}
-NEW_MD_SECTIONS = {"## Recommendation"}  # sections added since; the old ones must not change
+# sections added since; the old ones must not change
+NEW_MD_SECTIONS = {"## Recommendation", "## Confidence calibration"}
 NEW_JSON_ROW_FIGURES = {"truncated": 0, "truncated_rate": 0.0, "failed": None}
 
 
@@ -63,7 +64,7 @@ def without_new_sections(text: str) -> str:
     """The markdown less the level-2 sections the old report did not have."""
     kept, skipping = [], False
     for line in text.splitlines():
-        if line.startswith("## "):
+        if line.startswith("## ") or line.strip() == "---":  # a section ends at the footer
             skipping = line.strip() in NEW_MD_SECTIONS
         if not skipping:
             kept.append(line)
