@@ -46,15 +46,10 @@ def table_rows(summaries: Sequence[dict[str, Any]], multi: bool = False) -> list
         model = f"{run_id}/{e['model']}" if multi else e["model"]
         out.append([e["task"], model, ", ".join(e.get("confidence_sources") or []) or "–",
                     f"{e['n_confidence']:,} of {e.get('n', 0):,}", f"{e['ece']:.3f}",
-                    _fmt(before, "ece", "{:.3f}"), _percent(e.get("accuracy")),
+                    f"{before['ece']:.3f}" if before and before.get("ece") is not None
+                    else "–", _percent(e.get("accuracy")),
                     _percent(before.get("accuracy")) if before else "–"])
     return out
-
-
-def _fmt(entry: dict[str, Any] | None, key: str, spec: str) -> str:
-    if entry is None or entry.get(key) is None:
-        return "–"
-    return spec.format(entry[key])
 
 
 def _percent(value: float | None) -> str:

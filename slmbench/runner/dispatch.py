@@ -261,9 +261,8 @@ def timing_entry(task: LoadedTask, model: Model, pair: Any) -> dict[str, Any]:
              # one-off work before the items (a baseline's training), priced as setup
              **{k: getattr(model, k) for k in ("setup_s", "setup_cpu_s")
                 if getattr(model, k, None) is not None}}
-    scorer = getattr(pair, "scorer", None)
-    plan = scorer.plan(model) if scorer is not None else None
-    if plan is not None and plan.retrieval_s:
+    plan = pair.scorer.plan(model)
+    if plan.retrieval_s:
         # choosing few-shot examples (vectorising train split and items) is work this variant
         # needs in production too: stored apart and priced with the setup
         entry["retrieval_s"], entry["retrieval_cpu_s"] = plan.retrieval_s, plan.retrieval_cpu_s

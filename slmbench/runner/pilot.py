@@ -28,7 +28,6 @@ from slmbench.pricing.run_costs import RunCoster
 from slmbench.runner.items import ItemScorer
 from slmbench.runner.retry import RetryPolicy, call_with_retries
 from slmbench.tasks import LoadedTask
-from slmbench.tasks.fewshot import check_prompt_settings
 from slmbench.tasks.loading import sample_items
 
 
@@ -70,7 +69,7 @@ def estimate_runs(task_paths: list[Path], model_ids: list[str], *, limit: int | 
                   price_date: str | None = None, hardware: str | None = None,
                   hourly: float | None = None) -> tuple[list[PairEstimate], dict[str, Any]]:
     """Every task × model's estimate, and the JSON that ``estimate.json`` stores."""
-    from slmbench.runner.run import load_tasks
+    from slmbench.runner.run import check_prompt_variant, load_tasks
 
     if not model_ids:
         raise InputError("no models given", field="--model")
@@ -87,7 +86,7 @@ def estimate_runs(task_paths: list[Path], model_ids: list[str], *, limit: int | 
             for model in models:
                 if not model.supports(task.spec.kind):
                     continue
-                check_prompt_settings(task, model.settings, model.name)
+                check_prompt_variant(task, model)
                 if pilot is not None:
                     rows = measured_rows(task, model, pilot, seed)
                     estimates.append(pilot_estimate(task, model, coster, rows,

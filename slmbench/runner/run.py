@@ -53,7 +53,7 @@ from slmbench.store import RunDir, row_key
 from slmbench.store.manifest import environment, now_iso
 from slmbench.store.run_dir import check_run_id
 from slmbench.tasks import Item, LoadedTask, load_items, load_task
-from slmbench.tasks.fewshot import DEFAULT_BY, check_prompt_settings, effective_config
+from slmbench.tasks.fewshot import check_prompt_settings, effective_config
 from slmbench.tasks.loading import sample_items
 
 
@@ -209,8 +209,7 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
     for task in tasks:  # ?prompt= names a prompt of every task the model does, ?k= a train split
         for model in models:
             if model.supports(task.spec.kind):
-                check_prompt_settings(task, model.settings, model.name)
-                _check_retrieval(task, model)
+                check_prompt_variant(task, model)
     coster = RunCoster(options.pricing, None)  # bad sheets, dates, --hardware fail here
     if cap.cap is not None:
         for model in models:
@@ -351,14 +350,14 @@ def run_benchmark(task_paths: list[Path], model_ids: list[str], *, results_dir: 
                      warnings=warnings)
 
 
-def _check_retrieval(task: LoadedTask, model: Model) -> None:
-    """``by: embed`` names a model that exists, checked before any call (not loaded here)."""
+def check_prompt_variant(task: LoadedTask, model: Model) -> None:
+    """``?prompt=``/``?k=``/``?select=``/``?by=`` fit the task, and ``by: embed`` names a
+    model that exists (not loaded here): checked before any call, by a run and an estimate."""
     settings = model.settings
+    check_prompt_settings(task, settings, model.name)
     config = effective_config(task.spec, settings.get("k"), settings.get("select"),
                               settings.get("by"))
-    if (config is not None and config.k and getattr(model, "prompted", True)
-            and config.select == "similar"
-            and config.by != DEFAULT_BY):
+    if config is not None and config.needs_vectors and getattr(model, "prompted", True):
         retrieval_vectors(config)
 
 

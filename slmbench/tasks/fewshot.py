@@ -70,6 +70,11 @@ class FewShotConfig:
     #: the GGUF (path, or an embedded model's name) whose vectors ``by: embed`` uses
     embed_model: str = DEFAULT_EMBED_MODEL
 
+    @property
+    def needs_vectors(self) -> bool:
+        """Examples are chosen by vectors the runner supplies (not the built-in TF-IDF)."""
+        return bool(self.k) and self.select == "similar" and self.by != DEFAULT_BY
+
 
 class Vectors(Protocol):
     """Texts as vectors of unit length, so that a dot product is their cosine."""
@@ -401,7 +406,7 @@ class PromptPlan:
         start, cpu = time.perf_counter(), time.process_time()
         if self.k:
             chosen: Vectors | None = None
-            if config.select == "similar" and config.by != DEFAULT_BY:
+            if config.needs_vectors:
                 if vectors is None:
                     raise InputError(f"by: {config.by} needs vectors from the runner",
                                      file=spec.path, field="few_shot.by", value=config.by)
