@@ -357,7 +357,7 @@ def check_prompt_variant(task: LoadedTask, model: Model) -> None:
     check_prompt_settings(task, settings, model.name)
     config = effective_config(task.spec, settings.get("k"), settings.get("select"),
                               settings.get("by"))
-    if config is not None and config.needs_vectors and getattr(model, "prompted", True):
+    if config is not None and config.needs_vectors and model.prompted:
         retrieval_vectors(config)
 
 
